@@ -1,0 +1,27 @@
+//! The decision core of mangaassist: pure functions over data.
+//!
+//! Start with [`api`]: [`api::check_report`], [`api::body_report`] and
+//! [`api::cache_key_report`] give the answers every engine returns. Under
+//! them sit the request contract ([`contract`], [`schema`]), the message
+//! checks ([`policy::Policy`]), [`sanitize()`](sanitize::sanitize), the token
+//! estimate ([`tokens`]), the Claude body ([`body`]), the cache key
+//! ([`cache_key`]) and the model catalog ([`models`]).
+//!
+//! No I/O, no clock, no global state (`core/clippy.toml` enforces it): the
+//! same input gives the same output natively, in browsers and in wasmtime.
+
+pub mod api;
+pub mod body;
+pub mod cache_key;
+mod chars;
+pub mod contract;
+mod error;
+pub mod models;
+mod pattern;
+pub mod policy;
+mod pyjson;
+pub mod sanitize;
+pub mod schema;
+pub mod tokens;
+
+pub use error::Error;

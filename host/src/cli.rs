@@ -1,0 +1,62 @@
+//! Command-line shape (SPEC 11).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// mangaassist: checks, cache keys and Claude bodies for a manga store's chat,
+/// over JSON Lines (one answer line per input line).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which implementation of the core answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// The core compiled into this binary.
+    Native,
+    /// The core compiled to WebAssembly, run in wasmtime.
+    Wasm,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read {"message": s} lines; answer {"valid","code","detail","sanitized","estimatedTokens"}.
+    Check {
+        /// Engine that runs the core.
+        #[arg(long, value_enum, default_value_t = Engine::Native)]
+        engine: Engine,
+    },
+    /// Read Claude bodies; answer {"cacheKey": "<16 hex>"}.
+    CacheKey {
+        /// Engine that runs the core.
+        #[arg(long, value_enum, default_value_t = Engine::Native)]
+        engine: Engine,
+    },
+    /// Read {"message","history"?,"system"?,"maxTokens"?,"temperature"?,"modelPreference"?};
+    /// answer {"model","body","cacheKey"}.
+    Body,
+    /// Print the draft-04 JSON Schema of a chat request.
+    Schema,
+    /// Run the chat service.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the local Bedrock emulator.
+    Emulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: SocketAddr,
+    },
+}

@@ -1,0 +1,93 @@
+//! One function per subcommand: parse a line, ask the core, serialize the answer.
+
+use std::io::{self, Write};
+
+use mangaassist_core::api::{BodyInput, CheckInput, body_report, cache_key_report, check_report};
+use mangaassist_core::models::Catalog;
+use mangaassist_core::policy::Policy;
+use mangaassist_core::schema::request_schema;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// `{"error":{"code":...,"message":...}}` (the SPEC 10 error shape).
+pub fn error_line(code: &str, message: &str) -> String {
+    json!({"error": {"code": code, "message": message}}).to_string()
+}
+
+fn parse_error(e: &serde_json::Error) -> String {
+    let code = match e.classify() {
+        serde_json::error::Category::Data => "invalid_input",
+        _ => "invalid_json",
+    };
+    error_line(code, &e.to_string())
+}
+
+fn to_line<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| error_line("internal", &e.to_string()))
+}
+
+/// `check`: the SPEC 3 checks, sanitize and estimate.
+pub struct Check {
+    policy: Policy,
+}
+
+impl Check {
+    /// Compiles the default policy once for the whole run.
+    pub fn new() -> Result<Self, String> {
+        Ok(Check {
+            policy: Policy::spec_default().map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Answers one input line.
+    pub fn answer(&self, line: &str) -> String {
+        match serde_json::from_str::<CheckInput>(line) {
+            Ok(input) => to_line(&check_report(&self.policy, &input.message)),
+            Err(e) => parse_error(&e),
+        }
+    }
+}
+
+/// `cache-key`: the SPEC 7 key of a Claude body.
+pub fn cache_key(line: &str) -> String {
+    match serde_json::from_str::<Value>(line) {
+        Ok(body) => match cache_key_report(&body) {
+            Ok(report) => to_line(&report),
+            Err(e) => error_line(e.code(), e.message()),
+        },
+        Err(e) => parse_error(&e),
+    }
+}
+
+/// `body`: model selection, the Claude body and its cache key.
+pub struct Body {
+    catalog: Catalog,
+}
+
+impl Body {
+    /// Uses the SPEC 8 catalog.
+    pub fn new() -> Result<Self, String> {
+        let catalog = Catalog::spec_default();
+        catalog.validate().map_err(|e| e.to_string())?;
+        Ok(Body { catalog })
+    }
+
+    /// Answers one input line.
+    pub fn answer(&self, line: &str) -> String {
+        match serde_json::from_str::<BodyInput>(line) {
+            Ok(input) => match body_report(&self.catalog, &input) {
+                Ok(report) => to_line(&report),
+                Err(e) => error_line(e.code(), e.message()),
+            },
+            Err(e) => parse_error(&e),
+        }
+    }
+}
+
+/// `schema`: the draft-04 JSON Schema, pretty-printed.
+pub fn print_schema(mut out: impl Write) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(&request_schema()).map_err(io::Error::other)?;
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
