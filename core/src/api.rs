@@ -129,3 +129,37 @@ pub fn body_report(catalog: &Catalog, input: &BodyInput) -> Result<BodyReport, E
         body,
     })
 }
+
+/// The error answer every engine gives: `{"error":{"code":...,"message":...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorReport {
+    /// The error itself.
+    pub error: ErrorDetail,
+}
+
+/// Code and message of an [`ErrorReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorDetail {
+    /// Stable snake_case code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ErrorReport {
+    /// An error answer with any code (engines add their own, e.g. `invalid_json`).
+    pub fn new(code: &str, message: &str) -> Self {
+        ErrorReport {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: message.to_string(),
+            },
+        }
+    }
+}
+
+impl From<&Error> for ErrorReport {
+    fn from(e: &Error) -> Self {
+        ErrorReport::new(e.code(), e.message())
+    }
+}

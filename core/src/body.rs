@@ -78,7 +78,7 @@ pub fn build_body(
         .find(|(_, t)| t.role != "user" && t.role != "assistant")
     {
         return Err(Error::invalid_history(format!(
-            "history turn {i} has role {:?}; expected \"user\" or \"assistant\"",
+            "history turn {i} has role \"{}\"; expected \"user\" or \"assistant\"",
             t.role
         )));
     }

@@ -110,7 +110,10 @@ fn unknown_properties(r: &mut Report, path: &str, m: &Map<String, Value>, allowe
         r.add(
             &pointer(path, key),
             "unknown_property",
-            format!("unknown property {key:?}; allowed: {}", allowed.join(", ")),
+            format!(
+                "unknown property \"{key}\"; allowed: {}",
+                allowed.join(", ")
+            ),
         );
     }
 }
@@ -122,7 +125,7 @@ fn enum_member(r: &mut Report, path: &str, v: &Value, allowed: &[&str]) -> Optio
         r.add(
             path,
             "not_in_enum",
-            format!("{s:?} is not one of {}", allowed.join(", ")),
+            format!("\"{s}\" is not one of {}", allowed.join(", ")),
         );
     }
     found

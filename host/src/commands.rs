@@ -2,16 +2,20 @@
 
 use std::io::{self, Write};
 
-use mangaassist_core::api::{BodyInput, CheckInput, body_report, cache_key_report, check_report};
+use mangaassist_core::api::{
+    BodyInput, CheckInput, ErrorReport, body_report, cache_key_report, check_report,
+};
 use mangaassist_core::models::Catalog;
 use mangaassist_core::policy::Policy;
 use mangaassist_core::schema::request_schema;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// `{"error":{"code":...,"message":...}}` (the SPEC 10 error shape).
 pub fn error_line(code: &str, message: &str) -> String {
-    json!({"error": {"code": code, "message": message}}).to_string()
+    serde_json::to_string(&ErrorReport::new(code, message)).unwrap_or_else(|_| {
+        r#"{"error":{"code":"internal","message":"error report failed to serialize"}}"#.to_string()
+    })
 }
 
 fn parse_error(e: &serde_json::Error) -> String {
@@ -53,7 +57,7 @@ pub fn cache_key(line: &str) -> String {
     match serde_json::from_str::<Value>(line) {
         Ok(body) => match cache_key_report(&body) {
             Ok(report) => to_line(&report),
-            Err(e) => error_line(e.code(), e.message()),
+            Err(e) => to_line(&ErrorReport::from(&e)),
         },
         Err(e) => parse_error(&e),
     }
@@ -77,7 +81,7 @@ impl Body {
         match serde_json::from_str::<BodyInput>(line) {
             Ok(input) => match body_report(&self.catalog, &input) {
                 Ok(report) => to_line(&report),
-                Err(e) => error_line(e.code(), e.message()),
+                Err(e) => to_line(&ErrorReport::from(&e)),
             },
             Err(e) => parse_error(&e),
         }

@@ -1,1 +1,199 @@
-//! placeholder
+//! The conformance corpus (`tests/corpus/*.jsonl`) and a runner every engine reuses.
+//!
+//! An engine answers a batch of inputs of one [`Suite`] with one JSON text
+//! each; [`run`] compares every answer byte for byte with the corpus. The
+//! native engine lives here ([`NativeEngine`]); the CLI, wasmtime and other
+//! engines implement [`Engine`] in their own test crates.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+mod native;
+
+pub use native::NativeEngine;
+
+/// One family of vectors, one file of the corpus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Suite {
+    /// `{"message"}` → check report (SPEC 3, 4, 5).
+    Check,
+    /// string → sanitized string (SPEC 4).
+    Sanitize,
+    /// string → reference token estimate (SPEC 5).
+    Estimate,
+    /// Claude body → `{"cacheKey"}` or error (SPEC 7).
+    CacheKey,
+    /// body input → `{"model","body","cacheKey"}` or error (SPEC 6, 8).
+    Body,
+    /// chat request → list of violations (SPEC 2).
+    Contract,
+}
+
+impl Suite {
+    /// Every suite, in corpus order.
+    pub const ALL: [Suite; 6] = [
+        Suite::Check,
+        Suite::Sanitize,
+        Suite::Estimate,
+        Suite::CacheKey,
+        Suite::Body,
+        Suite::Contract,
+    ];
+
+    /// Base name of the suite's corpus file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Check => "check",
+            Suite::Sanitize => "sanitize",
+            Suite::Estimate => "estimate",
+            Suite::CacheKey => "cache_key",
+            Suite::Body => "body",
+            Suite::Contract => "contract",
+        }
+    }
+}
+
+impl fmt::Display for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One vector: an input and the exact expected answer text.
+#[derive(Debug, Clone)]
+pub struct Vector {
+    /// Unique within its suite.
+    pub name: String,
+    /// The input, as JSON.
+    pub input: Value,
+    /// The expected answer, compact JSON, byte for byte.
+    pub expected: String,
+}
+
+#[derive(Deserialize)]
+struct RawVector {
+    name: String,
+    input: Value,
+    expected: Box<RawValue>,
+}
+
+/// `tests/corpus/`.
+pub fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("corpus")
+}
+
+/// Loads every vector of `suite`.
+pub fn load(suite: Suite) -> Result<Vec<Vector>, String> {
+    let path = corpus_dir().join(format!("{}.jsonl", suite.name()));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let raw: RawVector = serde_json::from_str(line)
+                .map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+            Ok(Vector {
+                name: raw.name,
+                input: raw.input,
+                expected: raw.expected.get().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Something that answers corpus inputs: native core, CLI, wasm, ...
+pub trait Engine {
+    /// Short name for reports.
+    fn name(&self) -> String;
+    /// Answers every input of `suite`, in order; `None` when the engine does
+    /// not offer this suite.
+    fn answer(&mut self, suite: Suite, inputs: &[&Value]) -> Option<Vec<String>>;
+}
+
+/// A vector whose answer differed.
+#[derive(Debug, Clone)]
+pub struct Mismatch {
+    /// Suite of the vector.
+    pub suite: Suite,
+    /// Vector name.
+    pub name: String,
+    /// What the corpus says.
+    pub expected: String,
+    /// What the engine said.
+    pub actual: String,
+}
+
+/// Result of running an engine over the corpus.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Vectors answered exactly.
+    pub passed: usize,
+    /// Suites the engine does not offer.
+    pub skipped: Vec<Suite>,
+    /// Vectors answered differently.
+    pub mismatches: Vec<Mismatch>,
+}
+
+impl Outcome {
+    /// A readable summary with the first mismatches in full.
+    pub fn report(&self, engine: &str) -> String {
+        let mut s = format!(
+            "{engine}: {} passed, {} failed, skipped suites: {:?}\n",
+            self.passed,
+            self.mismatches.len(),
+            self.skipped
+        );
+        for m in self.mismatches.iter().take(20) {
+            let cut = |t: &str| t.chars().take(600).collect::<String>();
+            s.push_str(&format!(
+                "  {}/{}\n    expected: {}\n    actual:   {}\n",
+                m.suite,
+                m.name,
+                cut(&m.expected),
+                cut(&m.actual)
+            ));
+        }
+        s
+    }
+}
+
+/// Runs `suites` of the corpus through `engine`.
+pub fn run(engine: &mut dyn Engine, suites: &[Suite]) -> Result<Outcome, String> {
+    let mut outcome = Outcome::default();
+    for &suite in suites {
+        let vectors = load(suite)?;
+        let inputs: Vec<&Value> = vectors.iter().map(|v| &v.input).collect();
+        let Some(answers) = engine.answer(suite, &inputs) else {
+            outcome.skipped.push(suite);
+            continue;
+        };
+        if answers.len() != vectors.len() {
+            return Err(format!(
+                "{}: {suite}: {} answers for {} vectors",
+                engine.name(),
+                answers.len(),
+                vectors.len()
+            ));
+        }
+        for (v, actual) in vectors.into_iter().zip(answers) {
+            if actual == v.expected {
+                outcome.passed += 1;
+            } else {
+                outcome.mismatches.push(Mismatch {
+                    suite,
+                    name: v.name,
+                    expected: v.expected,
+                    actual,
+                });
+            }
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,539 @@
+#!/usr/bin/env python3
+"""Writes (or, with --check, verifies) the conformance corpus.
+
+Usage:
+    python3 tests/corpus/generate.py          # rewrite tests/corpus/*.jsonl
+    python3 tests/corpus/generate.py --check  # fail if any file is stale
+
+Every case below is run through reference.py, an independent implementation
+of SPEC.md. A few cases are marked `by: "spec"`: there Python's `re` differs
+from SPEC 3 (its IGNORECASE folds U+0130 and U+0131 onto `i`; Unicode simple
+case folding does not), so the expected answer is reasoned from SPEC and
+written here by hand, with the reason in `note`.
+
+One vector per line: {"name", "input", "expected"[, "by", "note"]}.
+Expected values are written compactly with keys in the engines' order, so
+runners can compare the engines' output byte for byte.
+"""
+
+import json
+import sys
+import unicodedata
+from pathlib import Path
+
+import reference as ref
+
+HERE = Path(__file__).resolve().parent
+
+# Keep Python-checked text inside Unicode 14 (Python 3.11's tables): code
+# points assigned later are Cn to Python and assigned to the Rust crates.
+assert unicodedata.unidata_version.startswith("14."), unicodedata.unidata_version
+
+
+def vec(name, inp, expected, **extra):
+    return {"name": name, "input": inp, "expected": expected, **extra}
+
+
+# --------------------------------------------------------------------------
+# Messages
+# --------------------------------------------------------------------------
+
+CHAT = {
+    "ja_greeting": "こんにちは！おすすめの漫画を教えてください。",
+    "ja_title_lookup": "『鬼滅の刃』の最新巻はいつ発売されますか？",
+    "ja_kanji_only": "漫画本屋店員推薦作品",
+    "ja_katakana": "ワンピースのコミックスを全巻セットで買いたいです",
+    "ja_halfwidth_katakana": "ﾜﾝﾋﾟｰｽ ｺﾐｯｸｽ ｾｯﾄ",
+    "ja_halfwidth_dakuten": "ｶﾞｷﾞｸﾞｹﾞｺﾞ",
+    "ja_combining_dakuten": "か\u3099き\u3099く\u3099",
+    "ja_combining_handakuten": "は\u309aひ\u309aふ\u309a",
+    "ja_precomposed": "がぎぐぱぴぷ",
+    "ja_polite_order": "注文番号 12345 の配送状況を確認したいのですが、よろしいでしょうか。",
+    "ja_ideographic_space": "進撃の巨人\u3000全巻",
+    "ja_long_vowel": "ラーメンとカレーが出てくる漫画ありますか～？",
+    "ja_mixed_en": "ONE PIECE の 105 巻は在庫ありますか?",
+    "zh_greeting": "你好，我想买一些日本漫画。",
+    "zh_traditional": "請問《進擊的巨人》有繁體中文版嗎？",
+    "ko_greeting": "안녕하세요, 만화책을 찾고 있어요.",
+    "ru_greeting": "Здравствуйте! Есть ли манга на русском?",
+    "uk_text": "Привіт, чи є у вас ґрунтовні видання?",
+    "en_short": "Hi!",
+    "en_question": "Do you have the latest volume of Chainsaw Man in stock?",
+    "en_order": "Where is my order #A-1029? It was due yesterday.",
+    "en_contractions": "I'd like a recommendation; something like Mushishi, but lighter.",
+    "emoji_simple": "Thanks! 😀📚",
+    "emoji_skin_tone": "Great service 👍🏽👍🏿",
+    "emoji_flag": "Shipping to 🇯🇵?",
+    "emoji_zwj_family": "👨\u200d👩\u200d👧",
+    "emoji_zwj_in_text": "We loved it as a family: 👨\u200d👩\u200d👧\u200d👦 thank you so much for the quick delivery!",
+    "emoji_keycap": "1\ufe0f\u20e3 volume please",
+    "accents_composed": "Café crème à Zürich",
+    "accents_decomposed": "Cafe\u0301 cre\u0300me",
+    "hangul_jamo": "\u1100\u1161\u11a8",
+    "greek": "Καλημέρα",
+    "arabic": "مرحبا",
+    "hebrew": "שלום",
+    "thai": "สวัสดีครับ",
+    "devanagari": "नमस्ते",
+    "math": "x² + y² = z²",
+    "fullwidth_latin": "ＡＢＣ１２３",
+    "tab_newline": "line one\n\tline two\r\nline three",
+    "only_spaces": "   ",
+    "empty": "",
+    "single_char": "a",
+    "single_kanji": "漫",
+    "punctuation": "!?.,;:'\"()[]{}<>",
+    "url": "https://example.com/manga?id=42&lang=ja",
+    "email": "reader@example.jp",
+    "numbers": "1234567890",
+    "digits_and_words": "abc123def 456ghi",
+    "underscore_words": "snake_case_word",
+    "apostrophes": "it's isn't",
+    "script_word_no_angle": "I love the script of this manga",
+    "javascript_word": "Is javascript required to browse?",
+    "braces_single": "{ not a template }",
+    "braces_unclosed": "{{ unclosed",
+    "import_word": "import this",
+    "os_word": "my os is linux and system is fine",
+    "subprocess_word": "subprocess without dot",
+    "private_use_single": "abc\ue000def ghi jkl mno pqr stu vwx",
+    "soft_hyphen": "super\u00adcalifragilistic expialidocious words here",
+    "bom_inside": "漫画\ufeffを探しています。おすすめはありますか？ありがとうございます。",
+    "lrm_inside": "abc\u200edef and a few more words to dilute the ratio",
+    "word_joiner": "no\u2060break here with plenty of other characters",
+    "nbsp_inside": "a\u00a0b",
+    "line_separator": "line\u2028break and more text to keep the ratio low okay",
+    "cjk_ext_a": "\u3400\u3401",
+    "cjk_compat": "\uf900\uf901",
+    "cjk_symbols": "「」『』【】〒",
+    "boundary_3000": "\u3000",
+    "boundary_9fff": "\u9fff",
+    "boundary_a000": "\ua000",
+    "boundary_2ffb": "\u2ffb",
+}
+
+CHECK_CASES = dict(CHAT)
+
+# Each code point sanitize removes, inside text long enough to stay under 5 %.
+REMOVED = [chr(c) for c in range(0x200B, 0x2010)] + [chr(c) for c in range(0x2028, 0x2030)] + ["\ufeff"]
+for ch in REMOVED:
+    CHECK_CASES[f"removed_U+{ord(ch):04X}_diluted"] = "おすすめの" + ch + "漫画を教えてください。よろしくお願いします。"
+    CHECK_CASES[f"removed_U+{ord(ch):04X}_short"] = "a" + ch + "b"
+
+# Disallowed patterns, their case variants and simple case folding.
+DISALLOWED_CASES = {
+    "script_lower": "<script>alert(1)</script>",
+    "script_upper": "<SCRIPT>alert(1)</SCRIPT>",
+    "script_mixed": "<ScRiPt src=x>",
+    "script_end": "<script",
+    "script_space": "<script type=text/javascript>",
+    "script_long_s": "<\u017fcript>",
+    "script_long_s_upper": "<\u017fCRIPT>",
+    "script_in_japanese": "こんにちは<script>です",
+    "script_after_word_char_a": "<scripta",
+    "script_after_underscore": "<script_",
+    "script_after_digit": "<script1",
+    "script_after_superscript_two": "<script\u00b2",
+    "script_after_roman_numeral": "<script\u2160",
+    "script_after_a_umlaut": "<script\u00e4",
+    "script_after_kanji": "<script漫",
+    "script_after_combining_acute": "<script\u0301 and more words so the ratio is low",
+    "script_after_undertie": "<script\u203f",
+    "script_after_zwj": "<script\u200d",
+    "script_after_ypogegrammeni": "<script\u0345",
+    "script_after_nbsp": "<script\u00a0",
+    "script_after_newline": "<script\n",
+    "script_after_fullwidth_digit": "<script\uff11",
+    "script_after_fraction": "<script\u00bd",
+    "script_after_modifier_letter": "<script\u02b0",
+    "script_after_hyphen": "<script-x",
+    "script_split": "<scr ipt>",
+    "javascript_lower": "javascript:alert(1)",
+    "javascript_upper": "JAVASCRIPT:void(0)",
+    "javascript_mixed": "JaVaScRiPt:",
+    "javascript_long_s": "java\u017fcript:",
+    "javascript_in_link": "click <a href='javascript:x'>",
+    "javascript_no_colon": "javascript alert",
+    "template_simple": "{{7*7}}",
+    "template_spaces": "{{ user.name }}",
+    "template_japanese": "こんにちは{{名前}}さん",
+    "template_across_newline": "{{ a\n }}",
+    "template_newline_only": "{{\n}}",
+    "template_second_line": "hello\n{{x}}",
+    "template_two_lines_each_open": "{{a\n}}{{b}}",
+    "template_cr_inside": "{{a\rb}}",
+    "template_empty": "{{}}",
+    "template_triple": "{{{x}}}",
+    "template_unclosed_then_closed": "{{ a }",
+    "import_lower": "__import__('os')",
+    "import_upper": "__IMPORT__",
+    "import_mixed": "__ImPoRt__",
+    "os_system": "os.system('ls')",
+    "os_system_upper": "OS.SYSTEM",
+    "os_system_long_s": "o\u017f.\u017fy\u017ftem",
+    "os_system_no_dot": "osXsystem",
+    "subprocess": "subprocess.run(['ls'])",
+    "subprocess_upper": "SUBPROCESS.Popen",
+    "subprocess_long_s": "\u017fubproce\u017f\u017f.",
+    "subprocess_no_dot": "subprocess run",
+    "two_patterns_order": "javascript: <script>",
+    "pattern_then_null": "<script>\x00",
+}
+CHECK_CASES.update(DISALLOWED_CASES)
+
+# Null bytes and check order.
+CHECK_CASES.update({
+    "null_only": "\x00",
+    "null_inside": "abc\x00def",
+    "null_end": "漫画\x00",
+    "null_many": "\x00" * 10,
+    "control_then_mixed": "漫Ж\x01\x02",
+    "control_and_pattern": "\x01\x02\x03<script>",
+    "mixed_cjk_cyrillic": "漫画 Привет",
+    "mixed_hiragana_cyrillic": "ありがとう Спасибо",
+    "mixed_katakana_cyrillic": "マンガ манга",
+    "mixed_hangul_cyrillic": "만화 манга",
+    "mixed_3040_range_edge": "\u309f Ж",
+    "mixed_30a0": "\u30a0 Ж",
+    "mixed_30ff": "\u30ff Ж",
+    "mixed_04ff": "\u04ff 漫",
+    "mixed_0400": "\u0400 漫",
+    "not_mixed_0500": "\u0500 漫",
+    "not_mixed_4dff": "\u4dff Ж",
+    "not_mixed_a000": "\ua000 Ж",
+    "not_mixed_3000_punct": "\u3001 Ж",
+    "not_mixed_cjk_ext_a": "\u3400 Ж",
+    "not_mixed_halfwidth_katakana": "ｶ Ж",
+})
+
+# Control-character threshold: count > len * 0.05, exactly as Python's float does it.
+CONTROL_SAMPLES = ["\x01", "\x7f", "\x9f", "\u00ad", "\ue000", "\u0378", "\uffff", "\u200b", "\u2066"]
+for n_len in (19, 20, 21, 39, 40, 41, 59, 60, 61, 99, 100, 101, 119, 120, 140, 160, 180, 200, 220, 260, 300, 340, 360, 400, 420, 460, 500, 540, 580, 1000, 1020, 1060):
+    for extra in (0, 1):
+        count = n_len // 20 + extra
+        if count == 0 or count > n_len:
+            continue
+        ctl = CONTROL_SAMPLES[(n_len + extra) % len(CONTROL_SAMPLES)]
+        text = "a" * (n_len - count) + ctl * count
+        CHECK_CASES[f"controls_{count}_of_{n_len}_U+{ord(ctl):04X}"] = text
+CHECK_CASES.update({
+    "controls_tab_newline_not_counted": "\t\n\r" * 10,
+    "controls_one_of_one": "\x01",
+    "controls_one_in_japanese_20": "漫" * 19 + "\x07",
+    "controls_one_in_japanese_19": "漫" * 18 + "\x07",
+    "controls_c1_nel_is_control": "a" * 10 + "\x85",
+    "controls_surrogate_free_noncharacter": "a" * 19 + "\ufdd0",
+})
+
+# The byte limit with 1-, 2-, 3- and 4-byte characters.
+for width, ch in ((1, "a"), (2, "é"), (3, "あ"), (4, "😀")):
+    for label, target in (("below", 16_383), ("at", 16_384), ("above", 16_385)):
+        count, rest = divmod(target, width)
+        text = ch * count + "a" * rest
+        CHECK_CASES[f"bytes_{label}_{width}byte"] = text
+    CHECK_CASES[f"bytes_above_by_one_char_{width}byte"] = ch * (16_384 // width) + ch
+CHECK_CASES["bytes_at_with_edge_spaces"] = " " + "b" * 16_382 + " "
+
+SPEC_ONLY_CHECK = [
+    vec("script_dotted_capital_i", {"message": "<scr\u0130pt>"},
+        {"valid": True, "code": None, "detail": None, "sanitized": "<scr\u0130pt>", "estimatedTokens": 3},
+        by="spec", note="U+0130 has no simple case folding to 'i'; Python's IGNORECASE lowercases it to 'i' and matches"),
+    vec("javascript_dotless_i", {"message": "javascr\u0131pt:"},
+        {"valid": True, "code": None, "detail": None, "sanitized": "javascr\u0131pt:", "estimatedTokens": 2},
+        by="spec", note="U+0131 has no simple case folding to 'i'; Python's IGNORECASE treats it as 'i'"),
+]
+
+# --------------------------------------------------------------------------
+# Sanitize and estimate
+# --------------------------------------------------------------------------
+
+WHITESPACE = sorted(set(ref._WHITESPACE))
+NOT_TRIMMED = ["\u180e", "\u200b", "\u2060", "\u00ad", "\u3164", "\ufeff", "x"]
+
+SANITIZE_CASES = dict(CHAT)
+for ch in WHITESPACE:
+    SANITIZE_CASES[f"ws_U+{ord(ch):04X}_leading"] = ch + "漫画"
+    SANITIZE_CASES[f"ws_U+{ord(ch):04X}_trailing"] = "manga" + ch
+    SANITIZE_CASES[f"ws_U+{ord(ch):04X}_both"] = ch + ch + "a b" + ch
+    SANITIZE_CASES[f"ws_U+{ord(ch):04X}_inside_kept"] = "a" + ch + "b"
+for ch in NOT_TRIMMED:
+    SANITIZE_CASES[f"edge_U+{ord(ch):04X}_not_whitespace"] = ch + "x" + ch
+for ch in REMOVED:
+    SANITIZE_CASES[f"removed_U+{ord(ch):04X}"] = "a" + ch + "b" + ch
+    SANITIZE_CASES[f"removed_U+{ord(ch):04X}_exposes_space"] = " " + ch + " manga " + ch + " "
+SANITIZE_CASES.update({
+    "nfc_dakuten_after_zero_width": "か\u200b\u3099",
+    "nfc_hangul_jamo": "\u1100\u1161",
+    "nfc_angstrom": "\u212b",
+    "nfc_ohm": "\u2126",
+    "nfc_cjk_compat_ideograph": "\uf900",
+    "nfc_ordering": "a\u0323\u0307",
+    "nfkc_not_applied": "ｶﾞ①ﬁ",
+    "all_whitespace_mix": "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u3000",
+    "trim_then_inner_nbsp": "\u3000a\u00a0b\u3000",
+})
+
+ESTIMATE_CASES = dict(CHAT)
+ESTIMATE_CASES.update({
+    "words_only": "the quick brown fox",
+    "word_runs_split_by_digits": "a1b2c3",
+    "word_runs_split_by_accents": "caféteria",
+    "fullwidth_letters_are_other": "ＡＢＣ",
+    "jp_range_start": "\u3000\u3001",
+    "jp_range_end": "\u9ffe\u9fff",
+    "just_outside_jp": "\u2ffb\ua000",
+    "odd_other": "!",
+    "three_other": "!!!",
+    "one_word": "a",
+    "four_words": "a b c d",
+    "mixed_rounding": "漫 a !",
+    "long_japanese": "漫画" * 500,
+    "long_english": "manga " * 500,
+    "long_mixed": ("おすすめ manga 123 " * 200),
+})
+
+
+# --------------------------------------------------------------------------
+# Cache keys
+# --------------------------------------------------------------------------
+
+def turn(role, content):
+    return {"role": role, "content": content}
+
+
+CACHE_CASES = {
+    "full_body": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 4096, "temperature": 0.3,
+                  "system": "You are helpful.", "messages": [turn("user", "こんにちは")]},
+    "temperature_ignored_a": {"max_tokens": 100, "temperature": 0.0, "system": "s", "messages": [turn("user", "x")]},
+    "temperature_ignored_b": {"max_tokens": 100, "temperature": 1.0, "system": "s", "messages": [turn("user", "x")]},
+    "empty_body": {},
+    "only_messages": {"messages": [turn("user", "hello")]},
+    "max_tokens_zero_is_default": {"max_tokens": 0},
+    "max_tokens_null_is_default": {"max_tokens": None},
+    "max_tokens_false_is_default": {"max_tokens": False},
+    "max_tokens_float": {"max_tokens": 4096.0},
+    "max_tokens_float_fraction": {"max_tokens": 0.5},
+    "max_tokens_string": {"max_tokens": "100"},
+    "max_tokens_big": {"max_tokens": 9223372036854775807},
+    "max_tokens_u64": {"max_tokens": 18446744073709551615},
+    "max_tokens_negative": {"max_tokens": -1},
+    "system_null": {"system": None, "messages": []},
+    "system_empty": {"system": ""},
+    "system_false": {"system": False},
+    "system_zero": {"system": 0},
+    "system_list": {"system": [{"type": "text", "text": "s"}]},
+    "system_empty_list": {"system": []},
+    "system_empty_object": {"system": {}},
+    "messages_empty_object": {"messages": {}},
+    "messages_string": {"messages": "not a list"},
+    "keys_sorted_nested": {"messages": [{"role": "user", "content": "x", "a": 1, "Z": 2, "é": 3, "漫": 4, "~": 5}]},
+    "keys_non_ascii_order": {"messages": [{"\u00e9": 1, "\u00ea": 2, "e": 3, "\uff41": 4, "\U0001f600": 5, "\uffff": 6}]},
+    "escapes": {"system": "quote\" backslash\\ nl\n cr\r tab\t bs\b ff\f"},
+    "low_controls": {"system": "".join(chr(c) for c in range(0, 32))},
+    "del_and_c1": {"system": "\x7f\x80\x9f"},
+    "line_separators_literal": {"system": "\u2028\u2029"},
+    "non_bmp": {"system": "😀𠮷"},
+    "japanese_all": {"system": "あなたは漫画店の店員です。", "messages": [turn("user", "ﾜﾝﾋﾟｰｽ"), turn("assistant", "はい")]},
+    "nested_content_blocks": {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image", "source": {"data": "AAA=", "media_type": "image/png"}}]}]},
+    "numbers_in_content": {"messages": [{"n": [0, -0, 1, -1, 1.5, -2.25, 0.1, 1e-07, 1e16, 1e15, 123456789.125, 1e100, 5e-324, 0.0001, 0.00001]}]},
+    "negative_zero_float": {"messages": [{"z": -0.0}]},
+    "bools_and_null": {"messages": [{"t": True, "f": False, "n": None}]},
+    "empty_containers": {"messages": [{"a": [], "o": {}, "s": ""}]},
+    "deep_nesting": {"messages": [[[[[[[[[[{"deep": "yes"}]]]]]]]]]]},
+    "many_turns": {"messages": [turn("user" if i % 2 == 0 else "assistant", f"turn {i}") for i in range(20)]},
+    "unicode_keys_escape": {"messages": [{"ke\"y": 1, "k\\ey": 2, "k\ney": 3}]},
+    "extra_fields_ignored": {"anthropic_version": "x", "top_p": 0.9, "stop_sequences": ["\n"], "messages": [turn("user", "q")]},
+    "big_message": {"messages": [turn("user", "漫画" * 4000)]},
+}
+SPEC_ONLY_CACHE = []
+
+
+# --------------------------------------------------------------------------
+# Bodies
+# --------------------------------------------------------------------------
+
+def alternating(n, start="user"):
+    roles = ["user", "assistant"] if start == "user" else ["assistant", "user"]
+    return [turn(roles[i % 2], f"{roles[i % 2]} turn {i}") for i in range(n)]
+
+
+BODY_CASES = {
+    "defaults_short_message": {"message": "こんにちは"},
+    "defaults_english": {"message": "Any new isekai titles this week?"},
+    "system_given": {"message": "hi", "system": "Be brief."},
+    "system_empty": {"message": "hi", "system": ""},
+    "fast": {"message": "漫画" * 300, "modelPreference": "fast", "system": "s"},
+    "quality": {"message": "hi", "modelPreference": "quality", "system": "s"},
+    "auto_at_threshold": {"message": "漫" * 133 + "a", "system": "s"},
+    "auto_just_over": {"message": "漫" * 134, "system": "s"},
+    "auto_long_english": {"message": "manga " * 300, "system": "s"},
+    "max_tokens_given": {"message": "hi", "maxTokens": 512, "system": "s"},
+    "temperature_given": {"message": "hi", "temperature": 0.7, "system": "s"},
+    "temperature_zero": {"message": "hi", "temperature": 0.0, "system": "s"},
+    "temperature_one": {"message": "hi", "temperature": 1.0, "system": "s"},
+    "history_empty": {"message": "hi", "history": [], "system": "s"},
+    "history_one_exchange": {"message": "次は？", "history": [turn("user", "おすすめは？"), turn("assistant", "『ワンピース』です。")], "system": "s"},
+    "history_alternating_4": {"message": "new", "history": alternating(4), "system": "s"},
+    "history_alternating_10": {"message": "new", "history": alternating(10), "system": "s"},
+    "history_alternating_12": {"message": "new", "history": alternating(12), "system": "s"},
+    "history_alternating_20": {"message": "new", "history": alternating(20), "system": "s"},
+    "history_odd_11_window_starts_assistant": {"message": "new", "history": alternating(11), "system": "s"},
+    "history_starts_assistant": {"message": "new", "history": alternating(3, "assistant"), "system": "s"},
+    "history_only_assistant": {"message": "new", "history": [turn("assistant", "a1"), turn("assistant", "a2")], "system": "s"},
+    "history_ends_user": {"message": "new", "history": alternating(3), "system": "s"},
+    "history_consecutive_users": {"message": "new", "history": [turn("user", "u1"), turn("user", "u2"), turn("assistant", "a")], "system": "s"},
+    "history_consecutive_assistants": {"message": "new", "history": [turn("user", "u"), turn("assistant", "a1"), turn("assistant", "a2")], "system": "s"},
+    "history_all_users": {"message": "new", "history": [turn("user", f"u{i}") for i in range(12)], "system": "s"},
+    "history_empty_contents": {"message": "", "history": [turn("user", ""), turn("assistant", "")], "system": "s"},
+    "history_japanese": {"message": "ありがとう", "history": [turn("user", "鬼滅の刃は何巻まで？"), turn("assistant", "全23巻です。")], "system": "あなたは店員です。"},
+    "invalid_role": {"message": "x", "history": [turn("user", "a"), turn("system", "b")], "system": "s"},
+    "invalid_role_outside_window": {"message": "x", "history": [turn("tool", "t")] + alternating(10), "system": "s"},
+    "max_tokens_zero": {"message": "x", "maxTokens": 0, "system": "s"},
+    "temperature_too_high": {"message": "x", "temperature": 1.5, "system": "s"},
+    "temperature_negative": {"message": "x", "temperature": -0.5, "system": "s"},
+}
+
+
+# --------------------------------------------------------------------------
+# Request contract
+# --------------------------------------------------------------------------
+
+SID = "123e4567-e89b-42d3-a456-426614174000"
+CONTRACT_CASES = {
+    "send_minimal": {"action": "sendMessage", "data": {"message": "こんにちは"}},
+    "send_full": {"action": "sendMessage", "data": {"message": "hi", "sessionId": SID, "preferredLanguage": "en", "modelPreference": "fast"}, "metadata": {"clientVersion": "1.2.3", "timestamp": 1732500000}},
+    "send_zh_quality": {"action": "sendMessage", "data": {"message": "你好", "preferredLanguage": "zh", "modelPreference": "quality"}},
+    "send_auto_ja": {"action": "sendMessage", "data": {"message": "x", "preferredLanguage": "ja", "modelPreference": "auto"}},
+    "history": {"action": "getHistory", "data": {"sessionId": SID}},
+    "history_with_message": {"action": "getHistory", "data": {"sessionId": SID, "message": "ignored"}},
+    "clear": {"action": "clearSession", "data": {"sessionId": SID}},
+    "message_4000": {"action": "sendMessage", "data": {"message": "漫" * 4000}},
+    "message_4000_astral": {"action": "sendMessage", "data": {"message": "😀" * 4000}},
+    "message_4001": {"action": "sendMessage", "data": {"message": "a" * 4001}},
+    "message_4001_astral": {"action": "sendMessage", "data": {"message": "😀" * 4001}},
+    "message_empty": {"action": "sendMessage", "data": {"message": ""}},
+    "message_one_astral": {"action": "sendMessage", "data": {"message": "😀"}},
+    "message_number": {"action": "sendMessage", "data": {"message": 42}},
+    "message_null": {"action": "sendMessage", "data": {"message": None}},
+    "message_missing": {"action": "sendMessage", "data": {}},
+    "message_empty_on_history": {"action": "getHistory", "data": {"sessionId": SID, "message": ""}},
+    "session_missing_history": {"action": "getHistory", "data": {}},
+    "session_missing_clear": {"action": "clearSession", "data": {"message": "x"}},
+    "session_uppercase": {"action": "getHistory", "data": {"sessionId": SID.upper()}},
+    "session_v1": {"action": "getHistory", "data": {"sessionId": "123e4567-e89b-12d3-a456-426614174000"}},
+    "session_bad_variant": {"action": "getHistory", "data": {"sessionId": "123e4567-e89b-42d3-c456-426614174000"}},
+    "session_short": {"action": "getHistory", "data": {"sessionId": SID[:-1]}},
+    "session_long": {"action": "getHistory", "data": {"sessionId": SID + "0"}},
+    "session_trailing_newline": {"action": "getHistory", "data": {"sessionId": SID + "\n"}},
+    "session_no_dashes": {"action": "getHistory", "data": {"sessionId": SID.replace("-", "")}},
+    "session_fullwidth_digit": {"action": "getHistory", "data": {"sessionId": "１" + SID[1:]}},
+    "session_number": {"action": "getHistory", "data": {"sessionId": 7}},
+    "session_on_send_ok": {"action": "sendMessage", "data": {"message": "x", "sessionId": SID}},
+    "session_on_send_bad": {"action": "sendMessage", "data": {"message": "x", "sessionId": "nope"}},
+    "action_missing": {"data": {"message": "x"}},
+    "action_unknown": {"action": "dance", "data": {"message": "x"}},
+    "action_case": {"action": "SendMessage", "data": {"message": "x"}},
+    "action_number": {"action": 1, "data": {"message": "x"}},
+    "action_null": {"action": None, "data": {"message": "x"}},
+    "data_missing": {"action": "sendMessage"},
+    "data_array": {"action": "sendMessage", "data": ["x"]},
+    "data_string": {"action": "sendMessage", "data": "x"},
+    "data_null": {"action": "sendMessage", "data": None},
+    "both_missing": {},
+    "top_array": [],
+    "top_string": "sendMessage",
+    "top_number": 3,
+    "top_null": None,
+    "top_bool": True,
+    "unknown_top": {"action": "sendMessage", "data": {"message": "x"}, "extra": 1},
+    "unknown_top_many": {"action": "sendMessage", "data": {"message": "x"}, "zz": 1, "aa": 2, "a/b": 3, "t~x": 4, "": 5},
+    "unknown_data": {"action": "sendMessage", "data": {"message": "x", "lang": "ja"}},
+    "unknown_data_japanese_key": {"action": "sendMessage", "data": {"message": "x", "言語": "ja"}},
+    "language_bad": {"action": "sendMessage", "data": {"message": "x", "preferredLanguage": "fr"}},
+    "language_upper": {"action": "sendMessage", "data": {"message": "x", "preferredLanguage": "JA"}},
+    "language_number": {"action": "sendMessage", "data": {"message": "x", "preferredLanguage": 1}},
+    "preference_bad": {"action": "sendMessage", "data": {"message": "x", "modelPreference": "best"}},
+    "preference_null": {"action": "sendMessage", "data": {"message": "x", "modelPreference": None}},
+    "metadata_ok_extra_fields": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"clientVersion": "w", "timestamp": 0, "other": True}},
+    "metadata_empty": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {}},
+    "metadata_array": {"action": "sendMessage", "data": {"message": "x"}, "metadata": []},
+    "metadata_null": {"action": "sendMessage", "data": {"message": "x"}, "metadata": None},
+    "timestamp_float": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"timestamp": 1.5}},
+    "timestamp_negative": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"timestamp": -5}},
+    "timestamp_string": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"timestamp": "1732500000"}},
+    "timestamp_bool": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"timestamp": True}},
+    "client_version_number": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"clientVersion": 2}},
+    "everything_wrong": {"action": "dance", "x/y": 1, "data": {"message": "", "sessionId": "NOPE", "preferredLanguage": "fr", "modelPreference": 3, "z": 0}, "metadata": {"timestamp": 1.5, "clientVersion": None}},
+    "everything_wrong_2": {"action": [], "data": {"message": ["x"], "sessionId": None}, "metadata": "m", "q": None},
+}
+
+
+# --------------------------------------------------------------------------
+
+# Cn code points a Python-checked vector may hold: ones no later Unicode
+# version assigns (noncharacters) or that stay unassigned in the Rust crates'
+# newer tables too (checked by the native run of the corpus).
+STABLE_UNASSIGNED = {0x0378, 0xFFFF, 0xFDD0}
+
+
+def assert_unicode14_safe(name, value):
+    """Refuse Python-checked text with code points Python sees as Cn (see SPEC 4)."""
+    text = json.dumps(value, ensure_ascii=False)
+    for ch in text:
+        if unicodedata.category(ch) == "Cn" and ord(ch) not in STABLE_UNASSIGNED:
+            sys.exit(f"vector {name}: U+{ord(ch):04X} is unassigned in Unicode 14; keep it out")
+
+
+def build():
+    suites = {}
+    suites["check"] = [vec(n, {"message": m}, ref.check_report(m)) for n, m in CHECK_CASES.items()] + SPEC_ONLY_CHECK
+    suites["sanitize"] = [vec(n, m, ref.sanitize(m)) for n, m in SANITIZE_CASES.items()]
+    suites["estimate"] = [vec(n, m, ref.estimate(m)) for n, m in ESTIMATE_CASES.items()]
+    suites["cache_key"] = [vec(n, b, ref.cache_key(b)) for n, b in CACHE_CASES.items()] + [
+        vec("body_is_array", [1, 2], ref.cache_key([1, 2])),
+        vec("body_is_string", "body", ref.cache_key("body")),
+        vec("body_is_null", None, ref.cache_key(None)),
+    ] + SPEC_ONLY_CACHE
+    suites["body"] = [vec(n, b, ref.body_report(b)) for n, b in BODY_CASES.items()]
+    suites["contract"] = [vec(n, d, ref.validate(d)) for n, d in CONTRACT_CASES.items()]
+    for vectors in suites.values():
+        for v in vectors:
+            if v.get("by") != "spec":
+                assert_unicode14_safe(v["name"], v["input"])
+    return suites
+
+
+def render(vectors):
+    lines = [json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in vectors]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    check_only = "--check" in argv
+    suites = build()
+    stale = []
+    total = 0
+    for suite, vectors in suites.items():
+        names = [v["name"] for v in vectors]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            sys.exit(f"{suite}: duplicate vector names {sorted(dupes)}")
+        total += len(vectors)
+        path = HERE / f"{suite}.jsonl"
+        text = render(vectors)
+        if check_only:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text, encoding="utf-8")
+        print(f"{suite:10} {len(vectors):4} vectors", file=sys.stderr)
+    print(f"{'total':10} {total:4} vectors", file=sys.stderr)
+    if stale:
+        sys.exit(
+            f"stale corpus files (Python reference disagrees or cases changed): {', '.join(stale)}; "
+            "run python3 tests/corpus/generate.py and review the diff"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

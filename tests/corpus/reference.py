@@ -1,0 +1,269 @@
+"""An independent implementation of SPEC.md, in Python's standard library.
+
+It is the second opinion behind the conformance corpus: generate.py runs every
+case through these functions and writes the expected answers, and
+`generate.py --check` fails when the committed corpus and this implementation
+disagree. It is written from SPEC.md (not from the Rust code): `re` decides
+`\\b`, `unicodedata` decides categories and NFC, `json.dumps` decides the
+cache-key text.
+"""
+
+import hashlib
+import json
+import re
+import unicodedata
+
+# SPEC 3
+MAX_MESSAGE_BYTES = 16_384
+MAX_CONTROL_RATIO = 0.05
+DISALLOWED = [
+    r"<script\b",
+    r"javascript:",
+    r"\{\{.*\}\}",
+    r"__import__",
+    r"os\.system",
+    r"subprocess\.",
+]
+_COMPILED = [re.compile(p, re.IGNORECASE) for p in DISALLOWED]
+
+
+def _category_is_control(ch):
+    return unicodedata.category(ch).startswith("C") and ch not in "\n\r\t"
+
+
+def check(message):
+    """(code, detail) of the first failing check, or (None, None)."""
+    n_bytes = len(message.encode("utf-8"))
+    if n_bytes > MAX_MESSAGE_BYTES:
+        return "too_large", (
+            f"message is {n_bytes} bytes in UTF-8, over the limit of {MAX_MESSAGE_BYTES} bytes"
+        )
+    if "\x00" in message:
+        return "null_byte", "message contains a null character (U+0000)"
+    for source, pattern in zip(DISALLOWED, _COMPILED):
+        if pattern.search(message):
+            return "disallowed_pattern", f"message contains the disallowed pattern {source}"
+    controls = sum(1 for ch in message if _category_is_control(ch))
+    if controls > len(message) * MAX_CONTROL_RATIO:
+        return "control_chars", (
+            f"message has {controls} control or unassigned code points out of {len(message)}, "
+            f"over the allowed ratio of {MAX_CONTROL_RATIO}"
+        )
+    cjk = any(
+        "\u4e00" <= c <= "\u9fff" or "\u3040" <= c <= "\u309f" or "\u30a0" <= c <= "\u30ff"
+        for c in message
+    )
+    cyrillic = any("\u0400" <= c <= "\u04ff" for c in message)
+    if cjk and cyrillic:
+        return "mixed_script", "message mixes CJK (kana or ideographs) and Cyrillic characters"
+    return None, None
+
+
+# SPEC 4
+_REMOVED = re.compile("[\u200b-\u200f\u2028-\u202f\ufeff]")
+_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def sanitize(message):
+    cleaned = _REMOVED.sub("", message)
+    cleaned = unicodedata.normalize("NFC", cleaned)
+    return cleaned.strip(_WHITESPACE)
+
+
+# SPEC 5
+def estimate(text):
+    jp = sum(1 for c in text if "\u3000" <= c <= "\u9fff")
+    runs = re.findall(r"[A-Za-z]+", text)
+    letters = sum(len(r) for r in runs)
+    other = len(text) - jp - letters
+    return int(jp * 1.5 + len(runs) * 0.75 + other * 0.5)
+
+
+def check_report(message):
+    code, detail = check(message)
+    return {
+        "valid": code is None,
+        "code": code,
+        "detail": detail,
+        "sanitized": sanitize(message),
+        "estimatedTokens": estimate(message),
+    }
+
+
+# SPEC 7
+def error(code, message):
+    return {"error": {"code": code, "message": message}}
+
+
+def cache_key(body):
+    if not isinstance(body, dict):
+        return error("invalid_body", "a Claude body must be a JSON object")
+    stable = {
+        "system": body.get("system") or "",
+        "messages": body.get("messages") or [],
+        "max_tokens": body.get("max_tokens") or 4096,
+    }
+    payload = json.dumps(stable, sort_keys=True, ensure_ascii=False)
+    return {"cacheKey": hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]}
+
+
+# SPEC 6 and 8
+DEFAULT_SYSTEM_PROMPT = (
+    "You are MangaAssist, the shop assistant of an online manga store in Japan. "
+    "Help customers discover series and volumes, answer questions about titles, authors, "
+    "genres, formats and orders, and suggest what to read next. Reply in the customer's "
+    "language; in Japanese, use polite keigo. Refer only to titles, ISBNs and prices you "
+    "have been given, and say so plainly when you do not know."
+)
+CATALOG = {
+    "sonnet": {"id": "anthropic.claude-3-sonnet-20240229-v1:0", "max_tokens": 4096, "temperature": 0.3},
+    "haiku": {"id": "anthropic.claude-3-haiku-20240307-v1:0", "max_tokens": 2048, "temperature": 0.2},
+}
+AUTO_FAST_MAX_TOKENS = 200
+
+
+def select_model(preference, message):
+    if preference == "fast":
+        return "haiku"
+    if preference == "quality":
+        return "sonnet"
+    return "haiku" if estimate(message) <= AUTO_FAST_MAX_TOKENS else "sonnet"
+
+
+def build_messages(message, history):
+    """Last 10 turns, leading assistant turns dropped, same-role runs joined."""
+    out = []
+    for turn in history[-10:] + [{"role": "user", "content": message}]:
+        if not out and turn["role"] == "assistant":
+            continue
+        if out and out[-1]["role"] == turn["role"]:
+            out[-1]["content"] += "\n\n" + turn["content"]
+        else:
+            out.append({"role": turn["role"], "content": turn["content"]})
+    return out
+
+
+def body_report(inp):
+    message = inp["message"]
+    history = inp.get("history", [])
+    for i, turn in enumerate(history):
+        if turn["role"] not in ("user", "assistant"):
+            return error(
+                "invalid_history",
+                f'history turn {i} has role "{turn["role"]}"; expected "user" or "assistant"',
+            )
+    key = select_model(inp.get("modelPreference", "auto"), message)
+    spec = CATALOG[key]
+    max_tokens = inp.get("maxTokens", spec["max_tokens"])
+    temperature = inp.get("temperature", spec["temperature"])
+    if max_tokens == 0:
+        return error("invalid_argument", "maxTokens must be at least 1")
+    if not 0 <= temperature <= 1:
+        return error("invalid_argument", f"temperature must be between 0 and 1, got {temperature}")
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "system": inp.get("system", DEFAULT_SYSTEM_PROMPT),
+        "messages": build_messages(message, history),
+    }
+    return {"model": {"key": key, "id": spec["id"]}, "body": body, **cache_key(body)}
+
+
+# SPEC 2
+ACTIONS = ["sendMessage", "getHistory", "clearSession"]
+LANGUAGES = ["ja", "en", "zh"]
+PREFERENCES = ["auto", "fast", "quality"]
+SESSION_ID = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}")
+
+
+def _type_name(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def _pointer(parent, key):
+    return parent + "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def validate(doc):
+    out = []
+
+    def add(path, code, message):
+        out.append({"path": path, "code": code, "message": message})
+
+    def want(path, v, kind, article):
+        if _type_name(v) != kind:
+            add(path, "wrong_type", f"expected {article} {kind}, got {_type_name(v)}")
+            return False
+        return True
+
+    def unknown(path, obj, allowed):
+        for key in sorted(k for k in obj if k not in allowed):
+            add(_pointer(path, key), "unknown_property",
+                f'unknown property "{key}"; allowed: {", ".join(allowed)}')
+
+    def enum(path, v, allowed):
+        if want(path, v, "string", "a"):
+            if v in allowed:
+                return v
+            add(path, "not_in_enum", f'"{v}" is not one of {", ".join(allowed)}')
+        return None
+
+    if not want("", doc, "object", "an"):
+        return out
+    unknown("", doc, ["action", "data", "metadata"])
+    action = None
+    if "action" in doc:
+        action = enum("/action", doc["action"], ACTIONS)
+    else:
+        add("/action", "required", "action is required")
+    if "data" not in doc:
+        add("/data", "required", "data is required")
+    elif want("/data", doc["data"], "object", "an"):
+        data = doc["data"]
+        unknown("/data", data, ["message", "sessionId", "preferredLanguage", "modelPreference"])
+        if "message" in data:
+            m = data["message"]
+            if want("/data/message", m, "string", "a"):
+                if len(m) < 1:
+                    add("/data/message", "too_short", "message must have at least 1 character")
+                elif len(m) > 4000:
+                    add("/data/message", "too_long",
+                        f"message has {len(m)} characters, over the limit of 4000")
+        elif action == "sendMessage":
+            add("/data/message", "required", "data.message (for sendMessage) is required")
+        if "sessionId" in data:
+            s = data["sessionId"]
+            if want("/data/sessionId", s, "string", "a") and not SESSION_ID.fullmatch(s):
+                add("/data/sessionId", "pattern_mismatch",
+                    "sessionId must be a lowercase UUID version 4")
+        elif action in ("getHistory", "clearSession"):
+            add("/data/sessionId", "required",
+                "data.sessionId (for getHistory and clearSession) is required")
+        if "preferredLanguage" in data:
+            enum("/data/preferredLanguage", data["preferredLanguage"], LANGUAGES)
+        if "modelPreference" in data:
+            enum("/data/modelPreference", data["modelPreference"], PREFERENCES)
+    if "metadata" in doc and want("/metadata", doc["metadata"], "object", "an"):
+        meta = doc["metadata"]
+        if "clientVersion" in meta:
+            want("/metadata/clientVersion", meta["clientVersion"], "string", "a")
+        if "timestamp" in meta:
+            want("/metadata/timestamp", meta["timestamp"], "integer", "an")
+    return out
