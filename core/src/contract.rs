@@ -174,20 +174,20 @@ pub fn validate_request(doc: &Value) -> Vec<Violation> {
         }
     }
 
-    if let Some(v) = top.get("metadata") {
-        if let Some(meta) = expect_object(&mut r, "/metadata", v) {
-            if let Some(cv) = meta.get("clientVersion") {
-                expect_string(&mut r, "/metadata/clientVersion", cv);
-            }
-            if let Some(ts) = meta.get("timestamp") {
-                if !matches!(ts, Value::Number(n) if n.is_i64() || n.is_u64()) {
-                    r.add(
-                        "/metadata/timestamp",
-                        "wrong_type",
-                        format!("expected an integer, got {}", type_name(ts)),
-                    );
-                }
-            }
+    if let Some(v) = top.get("metadata")
+        && let Some(meta) = expect_object(&mut r, "/metadata", v)
+    {
+        if let Some(cv) = meta.get("clientVersion") {
+            expect_string(&mut r, "/metadata/clientVersion", cv);
+        }
+        if let Some(ts) = meta.get("timestamp")
+            && !matches!(ts, Value::Number(n) if n.is_i64() || n.is_u64())
+        {
+            r.add(
+                "/metadata/timestamp",
+                "wrong_type",
+                format!("expected an integer, got {}", type_name(ts)),
+            );
         }
     }
     r.0
@@ -231,14 +231,14 @@ fn validate_data(r: &mut Report, data: &Map<String, Value>, action: Option<&str>
         }
         None => {}
         Some(v) => {
-            if let Some(s) = expect_string(r, "/data/sessionId", v) {
-                if !is_session_id(s) {
-                    r.add(
-                        "/data/sessionId",
-                        "pattern_mismatch",
-                        "sessionId must be a lowercase UUID version 4".to_string(),
-                    );
-                }
+            if let Some(s) = expect_string(r, "/data/sessionId", v)
+                && !is_session_id(s)
+            {
+                r.add(
+                    "/data/sessionId",
+                    "pattern_mismatch",
+                    "sessionId must be a lowercase UUID version 4".to_string(),
+                );
             }
         }
     }

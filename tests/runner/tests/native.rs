@@ -1,4 +1,10 @@
 //! Every vector of the corpus through the core linked natively.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is the test failing"
+)]
 
 use mangaassist_conformance::{NativeEngine, Suite, run};
 

@@ -1,0 +1,105 @@
+//! Properties that must hold for every input, not just the corpus.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
+use mangaassist_core::api::check_report;
+use mangaassist_core::cache_key::cache_key;
+use mangaassist_core::policy::Policy;
+use mangaassist_core::sanitize::sanitize;
+use proptest::prelude::*;
+use serde_json::Value;
+use unicode_normalization::is_nfc;
+
+/// Text biased toward the characters the checks care about.
+fn chat_text() -> impl Strategy<Value = String> {
+    let interesting = prop_oneof![
+        Just('\u{200B}'),
+        Just('\u{200D}'),
+        Just('\u{FEFF}'),
+        Just('\u{2028}'),
+        Just('\u{3099}'),
+        Just('\u{309A}'),
+        Just('\u{301}'),
+        Just('\u{3000}'),
+        Just('\u{1C}'),
+        Just('\u{85}'),
+        Just('\u{A0}'),
+        Just('\0'),
+        Just('\u{17F}'),
+        Just('\u{212A}'),
+        Just('<'),
+        Just('{'),
+        Just('}'),
+        Just('\n'),
+        Just('Ж'),
+        Just('漫'),
+        Just('か'),
+        Just('ｶ'),
+        Just('ﾞ'),
+        Just('s'),
+        Just('_'),
+    ];
+    proptest::collection::vec(prop_oneof![3 => any::<char>(), 2 => interesting], 0..64)
+        .prop_map(|v| v.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn sanitize_is_idempotent(s in chat_text()) {
+        let once = sanitize(&s);
+        prop_assert_eq!(sanitize(&once), once.clone());
+        prop_assert!(is_nfc(&once));
+    }
+
+    #[test]
+    fn check_never_panics_and_is_consistent(s in chat_text()) {
+        let policy = Policy::spec_default().unwrap();
+        let report = check_report(&policy, &s);
+        prop_assert_eq!(report.valid, report.code.is_none());
+        prop_assert_eq!(report.code.is_none(), report.detail.is_none());
+    }
+
+    #[test]
+    fn check_never_panics_on_any_string(s in any::<String>()) {
+        let policy = Policy::spec_default().unwrap();
+        let _ = check_report(&policy, &s);
+    }
+
+    #[test]
+    fn cache_key_ignores_key_order(
+        entries in proptest::collection::btree_map("[a-z_é漫]{1,6}", "\\PC{0,8}", 0..6),
+        max_tokens in 0u32..10_000,
+        temperature in 0.0f64..1.0,
+        reverse in any::<bool>(),
+    ) {
+        // The same body written with its keys in two different orders.
+        let mut fields: Vec<String> = vec![
+            format!("\"max_tokens\":{max_tokens}"),
+            format!("\"temperature\":{temperature}"),
+            "\"system\":\"s\"".to_string(),
+        ];
+        let inner: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), Value::from(v.as_str())))
+            .collect();
+        let mut inner_rev = inner.clone();
+        inner_rev.reverse();
+        fields.push(format!("\"messages\":[{{{}}}]", inner.join(",")));
+        let a = format!("{{{}}}", fields.join(","));
+        fields.pop();
+        fields.push(format!("\"messages\":[{{{}}}]", inner_rev.join(",")));
+        if reverse {
+            fields.reverse();
+        }
+        let b = format!("{{{}}}", fields.join(","));
+        let ka = cache_key(&serde_json::from_str(&a).unwrap()).unwrap();
+        let kb = cache_key(&serde_json::from_str(&b).unwrap()).unwrap();
+        prop_assert_eq!(ka, kb);
+    }
+}

@@ -1,0 +1,161 @@
+//! The `mangaassist` binary as an engine of the shared corpus, and its
+//! JSON Lines behaviour on hostile input.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+
+use mangaassist_conformance::{Engine, Suite, run};
+use serde_json::Value;
+
+fn mangaassist(args: &[&str], stdin: Vec<u8>) -> (String, String, bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut input = child.stdin.take().expect("stdin");
+    // Feed from a thread so a large input cannot deadlock against our reads.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("utf-8 output");
+    let output = child.wait_with_output().expect("binary ends");
+    writer.join().expect("writer thread");
+    (
+        out,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        output.status.success(),
+    )
+}
+
+struct Cli;
+
+impl Engine for Cli {
+    fn name(&self) -> String {
+        "cli".into()
+    }
+
+    fn answer(&mut self, suite: Suite, inputs: &[&Value]) -> Option<Vec<String>> {
+        let sub = match suite {
+            Suite::Check => "check",
+            Suite::CacheKey => "cache-key",
+            Suite::Body => "body",
+            _ => return None,
+        };
+        let mut stdin = Vec::new();
+        for i in inputs {
+            stdin.extend_from_slice(serde_json::to_string(i).expect("json").as_bytes());
+            stdin.push(b'\n');
+        }
+        let args: &[&str] = if suite == Suite::Body {
+            &[sub]
+        } else {
+            &[sub, "--engine", "native"]
+        };
+        let (out, err, ok) = mangaassist(args, stdin);
+        assert!(ok, "{sub} failed: {err}");
+        Some(out.lines().map(str::to_string).collect())
+    }
+}
+
+#[test]
+fn cli_answers_the_corpus_byte_for_byte() {
+    let outcome = run(&mut Cli, &[Suite::Check, Suite::CacheKey, Suite::Body]).expect("corpus");
+    assert!(outcome.passed > 300);
+    assert!(outcome.mismatches.is_empty(), "{}", outcome.report("cli"));
+}
+
+#[test]
+fn every_line_gets_exactly_one_answer_whatever_it_holds() {
+    let mut input = Vec::new();
+    let lines: [&[u8]; 12] = [
+        b"{\"message\":\"ok\"}",
+        b"",
+        b"not json",
+        b"\xff\xfe\xfd",
+        b"{\"message\":\"a\"",
+        b"[1,2,3]",
+        b"{\"message\":42}",
+        b"{\"message\":\"x\",\"extra\":1}",
+        b"{\"message\":\"\\ud800\"}",
+        b"{\"message\":\"caf\xc3\xa9\"}\r",
+        b"null",
+        b"{\"message\":\"last line without newline\"}",
+    ];
+    for (i, l) in lines.iter().enumerate() {
+        input.extend_from_slice(l);
+        if i + 1 < lines.len() {
+            input.push(b'\n');
+        }
+    }
+    let (out, err, ok) = mangaassist(&["check"], input);
+    assert!(ok, "{err}");
+    let answers: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each answer is JSON"))
+        .collect();
+    assert_eq!(answers.len(), lines.len(), "{out}");
+    let codes: Vec<Option<&str>> = answers
+        .iter()
+        .map(|a| a.pointer("/error/code").and_then(Value::as_str))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            None,
+            Some("invalid_json"),
+            Some("invalid_json"),
+            Some("invalid_utf8"),
+            Some("invalid_json"),
+            Some("invalid_input"),
+            Some("invalid_input"),
+            Some("invalid_input"),
+            Some("invalid_json"),
+            None,
+            Some("invalid_input"),
+            None,
+        ]
+    );
+    assert_eq!(answers[9]["sanitized"], "café");
+}
+
+#[test]
+fn an_overlong_line_is_refused_and_the_next_is_answered() {
+    let mut input = vec![b'x'; 9 * 1024 * 1024];
+    input.extend_from_slice(b"\n{\"message\":\"after\"}\n");
+    let (out, err, ok) = mangaassist(&["check"], input);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].contains("line_too_long"), "{}", lines[0]);
+    assert!(lines[1].contains("\"sanitized\":\"after\""));
+}
+
+#[test]
+fn schema_prints_the_generated_schema() {
+    let (out, err, ok) = mangaassist(&["schema"], Vec::new());
+    assert!(ok, "{err}");
+    let schema: Value = serde_json::from_str(&out).expect("schema is JSON");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-04/schema#");
+}
+
+#[test]
+fn wasm_engine_is_refused_clearly_until_it_exists() {
+    let (_, err, ok) = mangaassist(&["check", "--engine", "wasm"], Vec::new());
+    assert!(!ok);
+    assert!(err.contains("--engine wasm"), "{err}");
+}
