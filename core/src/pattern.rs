@@ -9,7 +9,7 @@
 //! disturb the rest of the match: at the start or end of a pattern or of a
 //! top-level alternative, next to a literal character.
 
-use regex::RegexSet;
+use regex::{Regex, RegexSet};
 
 use crate::chars::is_python_word;
 use crate::error::Error;
@@ -25,6 +25,10 @@ const NON_WORD_OR_START: &str = r"(?-i:\A|[^\p{L}\p{N}_])";
 #[derive(Debug, Clone)]
 pub struct PatternList {
     sources: Vec<String>,
+    /// All patterns as one alternation: one scan with a literal prefilter
+    /// answers "any match?", the common (negative) case.
+    any: Regex,
+    /// Which pattern matched, asked only after a hit.
     set: RegexSet,
 }
 
@@ -35,18 +39,21 @@ impl PatternList {
         for p in patterns {
             translated.push(format!("(?i){}", translate_word_boundaries(p)?));
         }
-        let set = RegexSet::new(&translated).map_err(|e| {
-            Error::invalid_pattern(format!("a disallowed pattern does not compile: {e}"))
-        })?;
+        let compile_error =
+            |e: regex::Error| Error::invalid_pattern(format!("a disallowed pattern does not compile: {e}"));
+        let set = RegexSet::new(&translated).map_err(compile_error)?;
+        let alternation: Vec<String> = translated.iter().map(|p| format!("(?:{p})")).collect();
+        let any = Regex::new(&alternation.join("|")).map_err(compile_error)?;
         Ok(PatternList {
             sources: patterns.to_vec(),
+            any,
             set,
         })
     }
 
     /// The first pattern (in list order) that matches `text`, if any.
     pub fn first_match(&self, text: &str) -> Option<&str> {
-        if self.sources.is_empty() {
+        if self.sources.is_empty() || !self.any.is_match(text) {
             return None;
         }
         let first = self.set.matches(text).iter().next()?;
