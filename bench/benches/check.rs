@@ -41,7 +41,12 @@ fn pieces(c: &mut Criterion) {
     // macOS input and some IMEs send decomposed kana: the normalizer's slow path.
     let sixteen_kb_nfd = "か\u{3099}んは\u{309A}る".repeat(1000);
     let mut g = c.benchmark_group("pieces");
-    for (name, msg) in [("short_ja", short_ja), ("4kb", &four_kb), ("16kb", &sixteen_kb), ("16kb_nfd", &sixteen_kb_nfd)] {
+    for (name, msg) in [
+        ("short_ja", short_ja),
+        ("4kb", &four_kb),
+        ("16kb", &sixteen_kb),
+        ("16kb_nfd", &sixteen_kb_nfd),
+    ] {
         g.bench_function(format!("check/{name}"), |b| {
             b.iter(|| policy.check(black_box(msg)))
         });

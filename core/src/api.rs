@@ -9,8 +9,8 @@ use crate::cache_key::cache_key;
 use crate::error::Error;
 use crate::models::{Catalog, ModelPreference};
 use crate::policy::Policy;
-use crate::sanitize::sanitize;
-use crate::tokens::estimate_tokens_reference;
+use crate::sanitize::sanitize_scanned;
+use crate::scan::Scan;
 
 /// Input of `check`.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,14 +37,17 @@ pub struct CheckReport {
 }
 
 /// Runs checks, sanitize and estimate on one message.
+///
+/// The message is decoded once ([`Scan`]) for all three.
 pub fn check_report(policy: &Policy, message: &str) -> CheckReport {
-    let verdict = policy.check(message);
+    let scan = Scan::of(message);
+    let verdict = policy.check_with(message, || scan);
     CheckReport {
         valid: verdict.is_ok(),
         code: verdict.as_ref().err().map(|r| r.code()),
         detail: verdict.err().map(|r| r.detail().to_string()),
-        sanitized: sanitize(message),
-        estimated_tokens: estimate_tokens_reference(message),
+        sanitized: sanitize_scanned(message, &scan),
+        estimated_tokens: scan.tokens.reference_estimate(),
     }
 }
 

@@ -21,6 +21,7 @@ mod pattern;
 pub mod policy;
 mod pyjson;
 pub mod sanitize;
+mod scan;
 pub mod schema;
 pub mod tokens;
 

@@ -39,8 +39,9 @@ impl PatternList {
         for p in patterns {
             translated.push(format!("(?i){}", translate_word_boundaries(p)?));
         }
-        let compile_error =
-            |e: regex::Error| Error::invalid_pattern(format!("a disallowed pattern does not compile: {e}"));
+        let compile_error = |e: regex::Error| {
+            Error::invalid_pattern(format!("a disallowed pattern does not compile: {e}"))
+        };
         let set = RegexSet::new(&translated).map_err(compile_error)?;
         let alternation: Vec<String> = translated.iter().map(|p| format!("(?:{p})")).collect();
         let any = Regex::new(&alternation.join("|")).map_err(compile_error)?;

@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chars::{is_counted_control, is_cyrillic, is_mixed_script_cjk};
 use crate::error::Error;
 use crate::pattern::PatternList;
+use crate::scan::Scan;
 
 /// SPEC 3 defaults.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16_384;
@@ -100,6 +100,15 @@ impl Policy {
 
     /// Runs the checks in SPEC order on the raw message; the first failure decides.
     pub fn check(&self, message: &str) -> Result<(), Rejection> {
+        self.check_with(message, || Scan::of(message))
+    }
+
+    /// [`Policy::check`] with the message's scan made by the caller, or on demand.
+    pub(crate) fn check_with(
+        &self,
+        message: &str,
+        scan: impl FnOnce() -> Scan,
+    ) -> Result<(), Rejection> {
         let bytes = message.len();
         if bytes > self.max_message_bytes {
             return Err(Rejection::new(
@@ -122,16 +131,13 @@ impl Policy {
                 format!("message contains the disallowed pattern {pattern}"),
             ));
         }
-        let mut len = 0usize;
-        let mut controls = 0usize;
-        let mut cjk = false;
-        let mut cyrillic = false;
-        for c in message.chars() {
-            len += 1;
-            controls += usize::from(is_counted_control(c));
-            cjk |= is_mixed_script_cjk(c);
-            cyrillic |= is_cyrillic(c);
-        }
+        let Scan {
+            chars: len,
+            controls,
+            cjk,
+            cyrillic,
+            ..
+        } = scan();
         // Same floating-point comparison as the reference (`count > len * 0.05`),
         // so the threshold agrees with it at every length.
         #[allow(clippy::cast_precision_loss, reason = "lengths are far below 2^53")]

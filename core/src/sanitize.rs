@@ -5,12 +5,18 @@ use std::borrow::Cow;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 use crate::chars::{is_nfc_inert, is_removed_invisible, is_trim_whitespace};
+use crate::scan::Scan;
 
 /// Removes invisible formatting code points, normalizes to NFC, trims whitespace.
 ///
 /// Idempotent: `sanitize(&sanitize(s)) == sanitize(s)`.
 pub fn sanitize(message: &str) -> String {
-    let visible: Cow<'_, str> = if message.chars().any(is_removed_invisible) {
+    sanitize_scanned(message, &Scan::of(message))
+}
+
+/// [`sanitize`] with the message's scan already made.
+pub(crate) fn sanitize_scanned(message: &str, scan: &Scan) -> String {
+    let visible: Cow<'_, str> = if scan.has_removed {
         Cow::Owned(
             message
                 .chars()
@@ -20,9 +26,21 @@ pub fn sanitize(message: &str) -> String {
     } else {
         Cow::Borrowed(message)
     };
-    let composed = match nfc(&visible) {
-        Cow::Borrowed(_) => visible,
-        Cow::Owned(s) => Cow::Owned(s),
+    // Removing code points cannot make an all-inert text need normalizing.
+    let composed = if scan.all_nfc_inert {
+        visible
+    } else {
+        // Without removals the scan's offsets hold for `visible`: everything
+        // before the character preceding the first non-inert one is final.
+        let from = if scan.has_removed {
+            0
+        } else {
+            last_char_start_before(&visible, scan.first_non_inert)
+        };
+        match nfc(&visible, from) {
+            Cow::Borrowed(_) => visible,
+            Cow::Owned(s) => Cow::Owned(s),
+        }
     };
     composed.trim_matches(is_trim_whitespace).to_string()
 }
@@ -34,10 +52,12 @@ pub fn sanitize(message: &str) -> String {
 /// combines with), so text is copied as is up to each segment holding other
 /// code points, and only such segments go through the normalizer. Chat text
 /// with a few decomposed kana costs a scan, not a full normalization.
-fn nfc(text: &str) -> Cow<'_, str> {
+///
+/// `from` must be a character boundary with only inert code points before it.
+fn nfc(text: &str, from: usize) -> Cow<'_, str> {
     let mut out = String::new();
     let mut copied = 0; // text[..copied] is already in `out`
-    let mut segment = 0; // start of the current segment
+    let mut segment = from; // start of the current segment
     let mut segment_is_inert = true;
     let flush = |out: &mut String, copied: &mut usize, segment: usize, end: usize| {
         let part = text.get(segment..end).unwrap_or_default();
@@ -47,7 +67,8 @@ fn nfc(text: &str) -> Cow<'_, str> {
             *copied = end;
         }
     };
-    for (i, c) in text.char_indices() {
+    for (i, c) in text.get(from..).unwrap_or_default().char_indices() {
+        let i = i + from;
         if is_nfc_inert(c) {
             if !segment_is_inert {
                 flush(&mut out, &mut copied, segment, i);
@@ -66,6 +87,14 @@ fn nfc(text: &str) -> Cow<'_, str> {
     }
     out.push_str(text.get(copied..).unwrap_or_default());
     Cow::Owned(out)
+}
+
+/// Start of the character that ends just before byte `at` (0 at the start).
+fn last_char_start_before(text: &str, at: usize) -> usize {
+    (0..at)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -90,7 +119,8 @@ mod tests {
             "plain ascii",
         ] {
             let whole: String = text.nfc().collect();
-            assert_eq!(super::nfc(text), whole, "{text:?}");
+            assert_eq!(super::nfc(text, 0), whole, "{text:?}");
+            assert_eq!(super::sanitize(text), whole.trim(), "{text:?}");
         }
     }
 
