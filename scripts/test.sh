@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets up and runs every check of the project: format, corpus cross-check,
+# lints, and all tests. `.ci/run` runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+start=$SECONDS
+step() { printf '\n==> [%3ds] %s\n' "$((SECONDS - start))" "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "corpus: Python reference agrees with the committed vectors"
+python3 tests/corpus/generate.py --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (core, CLI, conformance corpus, schema, properties)"
+cargo test --workspace --locked
+
+step "done: all checks passed in $((SECONDS - start)) s"
