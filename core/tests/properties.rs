@@ -12,7 +12,7 @@ use mangaassist_core::policy::Policy;
 use mangaassist_core::sanitize::sanitize;
 use proptest::prelude::*;
 use serde_json::Value;
-use unicode_normalization::is_nfc;
+use unicode_normalization::{UnicodeNormalization, is_nfc};
 
 /// Text biased toward the characters the checks care about.
 fn chat_text() -> impl Strategy<Value = String> {
@@ -55,6 +55,20 @@ proptest! {
         let once = sanitize(&s);
         prop_assert_eq!(sanitize(&once), once.clone());
         prop_assert!(is_nfc(&once));
+    }
+
+    /// The fast paths of sanitize equal the plain definition of SPEC 4.
+    #[test]
+    fn sanitize_equals_the_plain_definition(s in chat_text()) {
+        let removed: String = s
+            .chars()
+            .filter(|c| !matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202F}' | '\u{FEFF}'))
+            .collect();
+        let composed: String = removed.nfc().collect();
+        let ws = |c: char| matches!(c, '\u{9}'..='\u{D}' | '\u{1C}'..='\u{20}' | '\u{85}' | '\u{A0}'
+            | '\u{1680}' | '\u{2000}'..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}'
+            | '\u{205F}' | '\u{3000}');
+        prop_assert_eq!(sanitize(&s), composed.trim_matches(ws));
     }
 
     #[test]
