@@ -88,7 +88,7 @@ pub fn build_body(
     if !(0.0..=1.0).contains(&settings.temperature) {
         return Err(Error::invalid_argument(format!(
             "temperature must be between 0 and 1, got {}",
-            settings.temperature
+            crate::pyjson::python_float(settings.temperature)
         )));
     }
     let window = history

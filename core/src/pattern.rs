@@ -84,6 +84,9 @@ const META: &[char] = &[
     '.', '^', '$', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|', '\\',
 ];
 
+/// Splits a pattern into tokens. Perl classes (`\s`, `\w`, `\d`) and `\B` are
+/// refused: their Unicode meaning differs between Python and the `regex`
+/// crate, and whether `regex` knows them at all depends on a cargo feature.
 fn tokenize(pattern: &str) -> Result<Vec<Token>, Error> {
     let mut tokens = Vec::new();
     let mut chars = pattern.chars().peekable();
@@ -94,6 +97,12 @@ fn tokenize(pattern: &str) -> Result<Vec<Token>, Error> {
                 Some('b') => tokens.push(Token::WordBoundary),
                 Some(e) if META.contains(&e) || matches!(e, '-' | '&' | '~' | '#' | ' ') => {
                     tokens.push(Token::Literal(e))
+                }
+                Some(e @ ('s' | 'S' | 'w' | 'W' | 'd' | 'D' | 'B')) => {
+                    return Err(Error::invalid_pattern(format!(
+                        "pattern {pattern:?}: `\\{e}` is not supported: Python and the regex crate \
+                         disagree on its meaning; write an explicit class such as `[ \\t]` or `[0-9]`"
+                    )));
                 }
                 Some(e) => tokens.push(Token::Other(format!("\\{e}"))),
                 None => return Err(Error::invalid_pattern("pattern ends with a lone backslash")),
@@ -234,7 +243,7 @@ mod tests {
 
     #[test]
     fn boundary_inside_is_refused_with_a_code() {
-        for p in [r"a\bb", r"(a\b)", r"a+\b", r"\b\d"] {
+        for p in [r"a\bb", r"(a\b)", r"a+\b", r"\bx\d", r"a\s", r"\w", r"a\B"] {
             let err = PatternList::new(&[p.to_string()]).unwrap_err();
             assert_eq!(err.code(), "invalid_pattern", "{p}");
         }

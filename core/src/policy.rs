@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::pattern::PatternList;
+use crate::pyjson::python_float;
 use crate::scan::Scan;
 
 /// SPEC 3 defaults.
@@ -83,7 +84,8 @@ impl Policy {
         let ratio = config.max_control_ratio;
         if !(0.0..=1.0).contains(&ratio) {
             return Err(Error::invalid_policy(format!(
-                "maxControlRatio must be between 0 and 1, got {ratio}"
+                "maxControlRatio must be between 0 and 1, got {}",
+                python_float(ratio)
             )));
         }
         Ok(Policy {
@@ -147,7 +149,7 @@ impl Policy {
                 format!(
                     "message has {controls} control or unassigned code points out of {len}, \
                      over the allowed ratio of {}",
-                    self.max_control_ratio
+                    python_float(self.max_control_ratio)
                 ),
             ));
         }

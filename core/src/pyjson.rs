@@ -137,6 +137,14 @@ pub fn write_python_float(out: &mut String, f: f64) {
     }
 }
 
+/// A float as Python's `str` shows it (`0.05`, `1.0`), for messages that
+/// must read the same from every engine and from the Python reference.
+pub fn python_float(f: f64) -> String {
+    let mut s = String::new();
+    write_python_float(&mut s, f);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,10 @@ pub enum Command {
         /// Engine that runs the core.
         #[arg(long, value_enum, default_value_t = Engine::Native)]
         engine: Engine,
+        /// Message policy as JSON ({"maxMessageBytes","disallowedPatterns","maxControlRatio"},
+        /// each optional); SPEC defaults when absent.
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Read Claude bodies; answer {"cacheKey": "<16 hex>"}.
     CacheKey {

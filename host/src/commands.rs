@@ -1,12 +1,13 @@
 //! One function per subcommand: parse a line, ask the core, serialize the answer.
 
 use std::io::{self, Write};
+use std::path::Path;
 
 use mangaassist_core::api::{
     BodyInput, CheckInput, ErrorReport, body_report, cache_key_report, check_report,
 };
 use mangaassist_core::models::Catalog;
-use mangaassist_core::policy::Policy;
+use mangaassist_core::policy::{Policy, PolicyConfig};
 use mangaassist_core::schema::request_schema;
 use serde::Serialize;
 use serde_json::Value;
@@ -36,11 +37,23 @@ pub struct Check {
 }
 
 impl Check {
-    /// Compiles the default policy once for the whole run.
-    pub fn new() -> Result<Self, String> {
-        Ok(Check {
-            policy: Policy::spec_default().map_err(|e| e.to_string())?,
-        })
+    /// Compiles the policy (from `path`, or SPEC's) once for the whole run.
+    pub fn new(path: Option<&Path>) -> Result<Self, String> {
+        let config = match path {
+            None => PolicyConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read policy file {}: {e}", path.display()))?;
+                serde_json::from_str(&text).map_err(|e| {
+                    format!("policy file {} is not a valid policy: {e}", path.display())
+                })?
+            }
+        };
+        let policy = Policy::new(&config).map_err(|e| match path {
+            Some(path) => format!("policy file {}: {e}", path.display()),
+            None => e.to_string(),
+        })?;
+        Ok(Check { policy })
     }
 
     /// Answers one input line.

@@ -29,9 +29,9 @@ fn run(cli: Cli) -> Result<(), String> {
     let writer = BufWriter::with_capacity(64 * 1024, stdout);
     let io_err = |e: io::Error| format!("I/O error: {e}");
     match cli.command {
-        Command::Check { engine } => {
+        Command::Check { engine, policy } => {
             require_native(engine)?;
-            let handler = commands::Check::new()?;
+            let handler = commands::Check::new(policy.as_deref())?;
             lines::process(reader, writer, |line| handler.answer(line)).map_err(io_err)
         }
         Command::CacheKey { engine } => {

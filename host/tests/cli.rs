@@ -50,6 +50,9 @@ impl Engine for Cli {
     }
 
     fn answer(&mut self, suite: Suite, inputs: &[&Value]) -> Option<Vec<String>> {
+        if suite == Suite::Policy {
+            return Some(inputs.iter().map(|i| policy_answer(i)).collect());
+        }
         let sub = match suite {
             Suite::Check => "check",
             Suite::CacheKey => "cache-key",
@@ -72,9 +75,51 @@ impl Engine for Cli {
     }
 }
 
+/// One `check --policy FILE` run per vector: each has its own policy.
+fn policy_answer(input: &Value) -> String {
+    let dir = std::env::temp_dir().join(format!("mangaassist-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("policy.json");
+    std::fs::write(&file, input["policy"].to_string()).expect("policy file");
+    let line = serde_json::json!({"message": input["message"]}).to_string() + "\n";
+    let (out, err, ok) = mangaassist(
+        &["check", "--policy", file.to_str().expect("utf-8 path")],
+        line.into_bytes(),
+    );
+    assert!(ok, "check --policy failed: {err}");
+    out.trim_end_matches('\n').to_string()
+}
+
+#[test]
+fn a_bad_policy_file_is_refused_with_a_clear_message() {
+    let dir = std::env::temp_dir().join(format!("mangaassist-badpolicy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (content, needle) in [
+        (r#"{"disallowedPatterns":["a\\sb"]}"#, "invalid_pattern"),
+        (r#"{"maxControlRatio":2}"#, "invalid_policy"),
+        (r#"{"maxBytes":1}"#, "not a valid policy"),
+        ("not json", "not a valid policy"),
+    ] {
+        let file = dir.join("p.json");
+        std::fs::write(&file, content).expect("write");
+        let (_, err, ok) = mangaassist(
+            &["check", "--policy", file.to_str().expect("path")],
+            Vec::new(),
+        );
+        assert!(!ok, "{content}");
+        assert!(err.contains(needle), "{content}: {err}");
+    }
+    let (_, err, ok) = mangaassist(&["check", "--policy", "/nonexistent/p.json"], Vec::new());
+    assert!(!ok && err.contains("cannot read policy file"), "{err}");
+}
+
 #[test]
 fn cli_answers_the_corpus_byte_for_byte() {
-    let outcome = run(&mut Cli, &[Suite::Check, Suite::CacheKey, Suite::Body]).expect("corpus");
+    let outcome = run(
+        &mut Cli,
+        &[Suite::Check, Suite::Policy, Suite::CacheKey, Suite::Body],
+    )
+    .expect("corpus");
     assert!(outcome.passed > 300);
     assert!(outcome.mismatches.is_empty(), "{}", outcome.report("cli"));
 }

@@ -243,6 +243,39 @@ SPEC_ONLY_CHECK = [
         by="spec", note="U+0131 has no simple case folding to 'i'; Python's IGNORECASE treats it as 'i'"),
 ]
 
+# Configured policies: the same checks with other patterns and thresholds.
+# Custom patterns let the corpus reach folds the defaults cannot (no default
+# pattern has a `k`, so U+212A KELVIN SIGN needs one).
+KILL = {"disallowedPatterns": [r"\bkill\b", r"drop[ \t]+table"]}
+POLICY_CASES = [
+    ("kelvin_sign_folds_to_k", KILL, "please \u212aill the process"),
+    ("kelvin_sign_upper", KILL, "\u212aILL"),
+    ("kill_plain", KILL, "kill it"),
+    ("kill_inside_word", KILL, "skill tree"),
+    ("kill_before_underscore", KILL, "kill_switch"),
+    ("kill_after_combining_mark", KILL, "e\u0301kill now"),
+    ("kill_before_combining_mark", KILL, "kill\u0301 x"),
+    ("kill_japanese_around", KILL, "漫画kill漫画"),
+    ("kill_space_japanese", KILL, "漫画 kill 漫画"),
+    ("drop_table_spaces", KILL, "DROP   TABLE users"),
+    ("drop_table_newline", KILL, "drop\ntable"),
+    ("drop_table_ideographic_space", KILL, "drop\u3000table"),
+    ("defaults_not_applied", KILL, "<script>"),
+    ("long_s_custom", {"disallowedPatterns": ["sushi"]}, "\u017fu\u017fhi"),
+    ("empty_pattern_list", {"disallowedPatterns": []}, "<script>{{x}}"),
+    ("small_byte_limit_at", {"maxMessageBytes": 9}, "漫画本"),
+    ("small_byte_limit_above", {"maxMessageBytes": 8}, "漫画本"),
+    ("zero_byte_limit_empty", {"maxMessageBytes": 0}, ""),
+    ("zero_byte_limit_one", {"maxMessageBytes": 0}, "a"),
+    ("ratio_tenth_at", {"maxControlRatio": 0.1}, "a" * 9 + "\x01"),
+    ("ratio_tenth_above", {"maxControlRatio": 0.1}, "a" * 8 + "\x01"),
+    ("ratio_zero_refuses_any", {"maxControlRatio": 0.0}, "a" * 99 + "\u00ad"),
+    ("ratio_zero_allows_none", {"maxControlRatio": 0.0}, "clean text"),
+    ("ratio_one_allows_all", {"maxControlRatio": 1.0}, "\x01\x02\x03"),
+    ("ratio_quarter", {"maxControlRatio": 0.25}, "ab\x01"),
+    ("all_settings", {"maxMessageBytes": 100, "disallowedPatterns": ["manga"], "maxControlRatio": 0.5}, "I like MANGA"),
+]
+
 # --------------------------------------------------------------------------
 # Sanitize and estimate
 # --------------------------------------------------------------------------
@@ -487,6 +520,9 @@ def assert_unicode14_safe(name, value):
 def build():
     suites = {}
     suites["check"] = [vec(n, {"message": m}, ref.check_report(m)) for n, m in CHECK_CASES.items()] + SPEC_ONLY_CHECK
+    suites["policy"] = [
+        vec(n, {"policy": p, "message": m}, ref.check_report(m, p)) for n, p, m in POLICY_CASES
+    ]
     suites["sanitize"] = [vec(n, m, ref.sanitize(m)) for n, m in SANITIZE_CASES.items()]
     suites["estimate"] = [vec(n, m, ref.estimate(m)) for n, m in ESTIMATE_CASES.items()]
     suites["cache_key"] = [vec(n, b, ref.cache_key(b)) for n, b in CACHE_CASES.items()] + [

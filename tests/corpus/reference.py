@@ -24,30 +24,36 @@ DISALLOWED = [
     r"os\.system",
     r"subprocess\.",
 ]
-_COMPILED = [re.compile(p, re.IGNORECASE) for p in DISALLOWED]
+DEFAULT_POLICY = {
+    "maxMessageBytes": MAX_MESSAGE_BYTES,
+    "disallowedPatterns": DISALLOWED,
+    "maxControlRatio": MAX_CONTROL_RATIO,
+}
 
 
 def _category_is_control(ch):
     return unicodedata.category(ch).startswith("C") and ch not in "\n\r\t"
 
 
-def check(message):
+def check(message, policy=None):
     """(code, detail) of the first failing check, or (None, None)."""
+    p = {**DEFAULT_POLICY, **(policy or {})}
     n_bytes = len(message.encode("utf-8"))
-    if n_bytes > MAX_MESSAGE_BYTES:
+    if n_bytes > p["maxMessageBytes"]:
         return "too_large", (
-            f"message is {n_bytes} bytes in UTF-8, over the limit of {MAX_MESSAGE_BYTES} bytes"
+            f"message is {n_bytes} bytes in UTF-8, over the limit of {p['maxMessageBytes']} bytes"
         )
     if "\x00" in message:
         return "null_byte", "message contains a null character (U+0000)"
-    for source, pattern in zip(DISALLOWED, _COMPILED):
-        if pattern.search(message):
+    for source in p["disallowedPatterns"]:
+        if re.search(source, message, re.IGNORECASE):
             return "disallowed_pattern", f"message contains the disallowed pattern {source}"
     controls = sum(1 for ch in message if _category_is_control(ch))
-    if controls > len(message) * MAX_CONTROL_RATIO:
+    ratio = p["maxControlRatio"]
+    if controls > len(message) * ratio:
         return "control_chars", (
             f"message has {controls} control or unassigned code points out of {len(message)}, "
-            f"over the allowed ratio of {MAX_CONTROL_RATIO}"
+            f"over the allowed ratio of {float(ratio)}"
         )
     cjk = any(
         "\u4e00" <= c <= "\u9fff" or "\u3040" <= c <= "\u309f" or "\u30a0" <= c <= "\u30ff"
@@ -83,8 +89,8 @@ def estimate(text):
     return int(jp * 1.5 + len(runs) * 0.75 + other * 0.5)
 
 
-def check_report(message):
-    code, detail = check(message)
+def check_report(message, policy=None):
+    code, detail = check(message, policy)
     return {
         "valid": code is None,
         "code": code,
@@ -163,7 +169,7 @@ def body_report(inp):
     if max_tokens == 0:
         return error("invalid_argument", "maxTokens must be at least 1")
     if not 0 <= temperature <= 1:
-        return error("invalid_argument", f"temperature must be between 0 and 1, got {temperature}")
+        return error("invalid_argument", f"temperature must be between 0 and 1, got {float(temperature)}")
     body = {
         "anthropic_version": "bedrock-2023-05-31",
         "max_tokens": max_tokens,

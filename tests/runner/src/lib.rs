@@ -21,6 +21,8 @@ pub use native::NativeEngine;
 pub enum Suite {
     /// `{"message"}` → check report (SPEC 3, 4, 5).
     Check,
+    /// `{"policy","message"}` → check report under a configured policy (SPEC 3).
+    Policy,
     /// string → sanitized string (SPEC 4).
     Sanitize,
     /// string → reference token estimate (SPEC 5).
@@ -35,8 +37,9 @@ pub enum Suite {
 
 impl Suite {
     /// Every suite, in corpus order.
-    pub const ALL: [Suite; 6] = [
+    pub const ALL: [Suite; 7] = [
         Suite::Check,
+        Suite::Policy,
         Suite::Sanitize,
         Suite::Estimate,
         Suite::CacheKey,
@@ -48,6 +51,7 @@ impl Suite {
     pub fn name(self) -> &'static str {
         match self {
             Suite::Check => "check",
+            Suite::Policy => "policy",
             Suite::Sanitize => "sanitize",
             Suite::Estimate => "estimate",
             Suite::CacheKey => "cache_key",

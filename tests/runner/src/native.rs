@@ -5,7 +5,7 @@ use mangaassist_core::api::{
 };
 use mangaassist_core::contract::validate_request;
 use mangaassist_core::models::Catalog;
-use mangaassist_core::policy::Policy;
+use mangaassist_core::policy::{Policy, PolicyConfig};
 use mangaassist_core::sanitize::sanitize;
 use mangaassist_core::tokens::estimate_tokens_reference;
 use serde::Serialize;
@@ -13,6 +13,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{Engine, Suite};
+
+/// Input of the `policy` suite.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyInput {
+    policy: PolicyConfig,
+    message: String,
+}
 
 /// The core, linked in.
 pub struct NativeEngine {
@@ -34,6 +42,10 @@ impl NativeEngine {
         match suite {
             Suite::Check => with_input(input, |i: CheckInput| {
                 Ok(check_report(&self.policy, &i.message))
+            }),
+            Suite::Policy => with_input(input, |i: PolicyInput| {
+                let policy = Policy::new(&i.policy).map_err(|e| ErrorReport::from(&e))?;
+                Ok(check_report(&policy, &i.message))
             }),
             Suite::Sanitize => match input.as_str() {
                 Some(s) => json(&sanitize(s)),
