@@ -1,0 +1,89 @@
+// The shared conformance corpus through the npm package in Node (node:test).
+// Answers are compared as JSON text: JSON.stringify(answer) must equal the
+// expected text re-serialized by JSON.stringify (JS has one number type, so
+// `1.0` and `1` are the same value here; see tests/README.md).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+const pkg = process.env.MANGAASSIST_PKG ?? "../../wasm/pkg/node/index.mjs";
+const m = await import(pkg);
+
+const corpus = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "corpus");
+
+function load(suite) {
+  return readFileSync(path.join(corpus, `${suite}.jsonl`), "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((line) => {
+      const v = JSON.parse(line);
+      // The raw input text, for APIs that take JSON text (cacheKey).
+      const start = line.indexOf('"input":') + '"input":'.length;
+      const end = line.lastIndexOf(',"expected":');
+      return { ...v, rawInput: line.slice(start, end) };
+    });
+}
+
+function guarded(f) {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof Error && typeof e.code === "string") {
+      return { error: { code: e.code, message: e.message } };
+    }
+    throw e;
+  }
+}
+
+const suites = {
+  check: (v) => m.check(v.input.message),
+  policy: (v) => guarded(() => m.check(v.input.message, v.input.policy)),
+  sanitize: (v) => m.sanitize(v.input),
+  estimate: (v) => m.estimateTokens(v.input),
+  cache_key: (v) => guarded(() => ({ cacheKey: m.cacheKey(v.rawInput) })),
+  body: (v) => guarded(() => m.buildBody(v.input)),
+  contract: (v) => m.validateRequest(v.input),
+};
+
+for (const [suite, answer] of Object.entries(suites)) {
+  test(`corpus/${suite}`, () => {
+    const vectors = load(suite);
+    assert.ok(vectors.length > 0);
+    const failures = [];
+    for (const v of vectors) {
+      const actual = JSON.stringify(answer(v));
+      const expected = JSON.stringify(v.expected);
+      if (actual !== expected) failures.push(`${v.name}\n  expected ${expected.slice(0, 300)}\n  actual   ${actual.slice(0, 300)}`);
+    }
+    assert.equal(failures.length, 0, failures.slice(0, 10).join("\n"));
+  });
+}
+
+test("cacheKey of an object equals the key of its JSON text when JS keeps the numbers", () => {
+  let compared = 0;
+  for (const v of load("cache_key")) {
+    const text = JSON.stringify(v.input);
+    if (text !== v.rawInput || v.expected.error) continue;
+    assert.equal(m.cacheKey(v.input), v.expected.cacheKey, v.name);
+    compared++;
+  }
+  assert.ok(compared > 30, `only ${compared} vectors compared`);
+});
+
+test("errors are Errors with a stable code", () => {
+  assert.throws(() => m.cacheKey([1]), (e) => e instanceof Error && e.code === "invalid_body");
+  assert.throws(() => m.buildBody({ message: 1 }), (e) => e.code === "invalid_input");
+  assert.throws(() => m.estimateCost("opus", 1, 1), (e) => e.code === "unknown_model");
+  assert.throws(() => m.estimateCost("haiku", -1, 1), (e) => e.code === "invalid_argument");
+  assert.throws(() => m.check("x", { disallowedPatterns: ["a\\sb"] }), (e) => e.code === "invalid_pattern");
+});
+
+test("selection, cost, schema and version", () => {
+  assert.deepEqual(m.selectModel("fast", "x"), { key: "haiku", id: "anthropic.claude-3-haiku-20240307-v1:0" });
+  assert.equal(m.selectModel("auto", "漫画".repeat(200)).key, "sonnet");
+  assert.ok(Math.abs(m.estimateCost("sonnet", 1000, 2000) - 0.033) < 1e-12);
+  assert.equal(m.schema().$schema, "http://json-schema.org/draft-04/schema#");
+  assert.match(m.version(), /^\d+\.\d+\.\d+$/);
+});
