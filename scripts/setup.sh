@@ -25,9 +25,38 @@ fi
 cargo fmt --version >/dev/null 2>&1 || { echo "setup: cargo fmt is missing" >&2; exit 1; }
 cargo clippy --version >/dev/null 2>&1 || { echo "setup: cargo clippy is missing" >&2; exit 1; }
 
+# --- WebAssembly: the npm package (../shared/TOOLCHAIN.md) ---------------
+need_cmd node "Node.js 18+ runs the npm package's tests"
+need_cmd npm "npm packs the package"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  # rustup has no wasm32 std here: Debian's rustc-web builds it from source.
+  missing=()
+  [ -x /usr/bin/rustc ] && /usr/bin/rustc --version 2>/dev/null | grep -q . || missing+=(rustc-web)
+  [ -x /usr/bin/cargo ] || missing+=(cargo-web)
+  [ -d /usr/lib/rustlib/src/rust ] || missing+=(rust-web-src)
+  command -v rust-lld >/dev/null 2>&1 || missing+=(lld-22)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "apt-get install ${missing[*]} (wasm32 toolchain)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 >/dev/null
+  fi
+fi
+
+# wasm-bindgen-cli must match the wasm-bindgen crate exactly.
+here=$(cd "$(dirname "$0")/.." && pwd)
+bindgen_version=$(sed -nE 's/^wasm-bindgen = "=([0-9.]+)".*/\1/p' "$here/wasm/Cargo.toml")
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen_version" ]; then
+  say "cargo install wasm-bindgen-cli --version $bindgen_version (about 2 minutes)"
+  # Not --locked: the registry mirror can lag the CLI's own lock file.
+  cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
+fi
+
 py_unicode=$(python3 -c 'import unicodedata; print(unicodedata.unidata_version)')
 case "$py_unicode" in
   14.*) ;;
   *) echo "setup: note: Python's Unicode is $py_unicode; the corpus cross-check was written against 14 (Python 3.11)" >&2 ;;
 esac
-say "toolchain ready: $(cargo --version), python $(python3 -c 'import sys; print(sys.version.split()[0])') (Unicode $py_unicode)"
+say "toolchain ready: $(cargo --version), $(wasm-bindgen --version), node $(node --version), python $(python3 -c 'import sys; print(sys.version.split()[0])') (Unicode $py_unicode)"

@@ -22,4 +22,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (core, CLI, conformance corpus, schema, properties)"
 cargo test --workspace --locked
 
+step "wasm: build the npm package (wasm/pkg)"
+bash scripts/build-wasm.sh
+
+step "wasm: the whole corpus in Node against the built package"
+node --test tests/node/corpus.test.mjs
+
+step "wasm: npm pack, install into a scratch project, import, require, tsc --strict"
+bash tests/node/pack.sh
+
 step "done: all checks passed in $((SECONDS - start)) s"
