@@ -108,9 +108,8 @@ pub fn process<R: Read, W: Write>(
 mod tests {
     use super::*;
 
-    fn run(input: &[u8], max_echo: bool) -> String {
+    fn run(input: &[u8]) -> String {
         let mut out = Vec::new();
-        let _ = max_echo;
         process(BufReader::with_capacity(8, input), &mut out, |s| {
             format!("[{s}]")
         })
@@ -120,12 +119,12 @@ mod tests {
 
     #[test]
     fn one_answer_per_line_including_a_last_line_without_newline() {
-        assert_eq!(run(b"a\r\n\nbc", false), "[a]\n[]\n[bc]\n");
+        assert_eq!(run(b"a\r\n\nbc"), "[a]\n[]\n[bc]\n");
     }
 
     #[test]
     fn invalid_utf8_gets_an_error_line() {
-        let out = run(b"ok\n\xff\xfe\nok\n", false);
+        let out = run(b"ok\n\xff\xfe\nok\n");
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[1].contains("invalid_utf8"));
