@@ -1,24 +1,12 @@
 #!/usr/bin/env bash
 # Builds the npm package into wasm/pkg/ (and a tarball with --pack).
-# Prefers rustup's wasm32 target; without it (these machines) uses Debian's
-# rustc-web route from ../shared/TOOLCHAIN.md. scripts/setup.sh installs tools.
+# scripts/setup.sh installs the tools; scripts/wasm32-build.sh picks the route.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 say() { printf '==> %s\n' "$*"; }
 
-wasm_target_dir="${WASM_TARGET_DIR:-$HOME/.cache/mangaassist/wasm-target}"
-target=wasm32-unknown-unknown
-if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-  say "cargo build ($target via rustup, profile wasm-release)"
-  CARGO_TARGET_DIR="$wasm_target_dir" cargo build --locked --profile wasm-release --target "$target" -p mangaassist-wasm
-else
-  say "cargo build ($target via Debian rustc-web and build-std, profile wasm-release)"
-  RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$wasm_target_dir" \
-    /usr/bin/cargo build --locked --profile wasm-release --target "$target" \
-    -Zbuild-std=std,panic_abort -p mangaassist-wasm
-fi
-wasm="$wasm_target_dir/$target/wasm-release/mangaassist_wasm.wasm"
+wasm=$(bash scripts/wasm32-build.sh mangaassist-wasm)
 
 pkg=wasm/pkg
 rm -rf "$pkg"

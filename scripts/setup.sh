@@ -54,9 +54,16 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen_version" 
   cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
 fi
 
+# wasm-tools turns the policy crate's core module into a component.
+wasm_tools_version=1.240.0
+if [ "$(wasm-tools --version 2>/dev/null | cut -d' ' -f2)" != "$wasm_tools_version" ]; then
+  say "cargo install wasm-tools --version $wasm_tools_version (several minutes, once)"
+  cargo install --quiet wasm-tools --version "$wasm_tools_version"
+fi
+
 py_unicode=$(python3 -c 'import unicodedata; print(unicodedata.unidata_version)')
 case "$py_unicode" in
   14.*) ;;
   *) echo "setup: note: Python's Unicode is $py_unicode; the corpus cross-check was written against 14 (Python 3.11)" >&2 ;;
 esac
-say "toolchain ready: $(cargo --version), $(wasm-bindgen --version), node $(node --version), python $(python3 -c 'import sys; print(sys.version.split()[0])') (Unicode $py_unicode)"
+say "toolchain ready: $(cargo --version), $(wasm-bindgen --version), $(wasm-tools --version), node $(node --version), python $(python3 -c 'import sys; print(sys.version.split()[0])') (Unicode $py_unicode)"

@@ -16,6 +16,9 @@ cargo fmt --all --check
 step "corpus: Python reference agrees with the committed vectors"
 python3 tests/corpus/generate.py --check
 
+step "policy component for the wasmtime engine (policy/dist/policy.wasm, embedded by host)"
+bash scripts/build-policy.sh
+
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

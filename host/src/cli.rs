@@ -36,12 +36,18 @@ pub enum Command {
         /// each optional); SPEC defaults when absent.
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// With --engine wasm: policy component to run instead of the embedded one.
+        #[arg(long)]
+        policy_wasm: Option<PathBuf>,
     },
     /// Read Claude bodies; answer {"cacheKey": "<16 hex>"}.
     CacheKey {
         /// Engine that runs the core.
         #[arg(long, value_enum, default_value_t = Engine::Native)]
         engine: Engine,
+        /// With --engine wasm: policy component to run instead of the embedded one.
+        #[arg(long)]
+        policy_wasm: Option<PathBuf>,
     },
     /// Read {"message","history"?,"system"?,"maxTokens"?,"temperature"?,"modelPreference"?};
     /// answer {"model","body","cacheKey"}.

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod lines;
+mod sandbox;
 
 use std::io::{self, BufReader, BufWriter};
 use std::process::ExitCode;
@@ -29,15 +30,33 @@ fn run(cli: Cli) -> Result<(), String> {
     let writer = BufWriter::with_capacity(64 * 1024, stdout);
     let io_err = |e: io::Error| format!("I/O error: {e}");
     match cli.command {
-        Command::Check { engine, policy } => {
-            require_native(engine)?;
-            let handler = commands::Check::new(policy.as_deref())?;
+        Command::Check {
+            engine,
+            policy,
+            policy_wasm,
+        } => {
+            let handler = match engine {
+                Engine::Native => commands::Check::native(policy.as_deref())?,
+                Engine::Wasm if policy.is_some() => {
+                    return Err("--policy applies to --engine native; a policy component \
+                                carries its own policy (use --policy-wasm)"
+                        .to_string());
+                }
+                Engine::Wasm => commands::Check::wasm(commands::load_sandbox(policy_wasm.as_deref())?),
+            };
             lines::process(reader, writer, |line| handler.answer(line)).map_err(io_err)
         }
-        Command::CacheKey { engine } => {
-            require_native(engine)?;
-            lines::process(reader, writer, commands::cache_key).map_err(io_err)
-        }
+        Command::CacheKey {
+            engine,
+            policy_wasm,
+        } => match engine {
+            Engine::Native => lines::process(reader, writer, commands::cache_key).map_err(io_err),
+            Engine::Wasm => {
+                let sandbox = commands::load_sandbox(policy_wasm.as_deref())?;
+                lines::process(reader, writer, |line| commands::cache_key_wasm(&sandbox, line))
+                    .map_err(io_err)
+            }
+        },
         Command::Body => {
             let handler = commands::Body::new()?;
             lines::process(reader, writer, |line| handler.answer(line)).map_err(io_err)
@@ -45,16 +64,6 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Schema => commands::print_schema(writer).map_err(io_err),
         Command::Serve { .. } | Command::Emulator { .. } => Err(
             "this subcommand is not built yet: the service arrives with issue 6, the emulator with issue 5"
-                .to_string(),
-        ),
-    }
-}
-
-fn require_native(engine: Engine) -> Result<(), String> {
-    match engine {
-        Engine::Native => Ok(()),
-        Engine::Wasm => Err(
-            "--engine wasm is not available yet: the wasmtime engine arrives with issue 4; use --engine native"
                 .to_string(),
         ),
     }

@@ -199,8 +199,60 @@ fn schema_prints_the_generated_schema() {
 }
 
 #[test]
-fn wasm_engine_is_refused_clearly_until_it_exists() {
-    let (_, err, ok) = mangaassist(&["check", "--engine", "wasm"], Vec::new());
+fn a_missing_policy_component_is_a_clear_error() {
+    let (_, err, ok) = mangaassist(
+        &[
+            "check",
+            "--engine",
+            "wasm",
+            "--policy-wasm",
+            "/nonexistent/policy.wasm",
+        ],
+        Vec::new(),
+    );
     assert!(!ok);
-    assert!(err.contains("--engine wasm"), "{err}");
+    assert!(err.contains("cannot read policy component"), "{err}");
+}
+
+/// The embedded policy component, through `--engine wasm`.
+struct CliWasm;
+
+impl Engine for CliWasm {
+    fn name(&self) -> String {
+        "cli --engine wasm".into()
+    }
+
+    fn answer(&mut self, suite: Suite, inputs: &[&Value]) -> Option<Vec<String>> {
+        let sub = match suite {
+            Suite::Check => "check",
+            Suite::CacheKey => "cache-key",
+            _ => return None,
+        };
+        let mut stdin = Vec::new();
+        for i in inputs {
+            stdin.extend_from_slice(serde_json::to_string(i).expect("json").as_bytes());
+            stdin.push(b'\n');
+        }
+        let (out, err, ok) = mangaassist(&[sub, "--engine", "wasm"], stdin);
+        assert!(ok, "{sub} --engine wasm failed: {err}");
+        Some(out.lines().map(str::to_string).collect())
+    }
+}
+
+#[cfg(default_policy)]
+#[test]
+fn wasm_engine_answers_the_corpus_byte_for_byte() {
+    let outcome = run(&mut CliWasm, &[Suite::Check, Suite::CacheKey]).expect("corpus");
+    assert!(outcome.passed > 300, "{}", outcome.report("wasm"));
+    assert!(outcome.mismatches.is_empty(), "{}", outcome.report("wasm"));
+}
+
+#[cfg(not(default_policy))]
+#[test]
+fn ci_builds_embed_the_policy_component() {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run scripts/build-policy.sh before the tests"
+    );
+    let _ = CliWasm.name();
 }

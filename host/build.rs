@@ -1,0 +1,19 @@
+//! Embeds `policy/dist/policy.wasm` (made by `scripts/build-policy.sh`) as the
+//! default policy when it exists; without it the wasm engine needs
+//! `--policy-wasm` and says so.
+
+use std::path::PathBuf;
+
+fn main() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let policy = manifest.join("../policy/dist/policy.wasm");
+    println!("cargo::rustc-check-cfg=cfg(default_policy)");
+    println!("cargo::rerun-if-changed={}", policy.display());
+    if policy.exists() {
+        println!("cargo::rustc-cfg=default_policy");
+        println!(
+            "cargo::rustc-env=MANGAASSIST_POLICY_WASM={}",
+            policy.display()
+        );
+    }
+}

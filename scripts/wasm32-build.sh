@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds one workspace crate for wasm32-unknown-unknown (profile wasm-release)
+# and prints the path of its .wasm. Prefers rustup's target; without it (these
+# machines) uses Debian's rustc-web route from ../shared/TOOLCHAIN.md.
+#   scripts/wasm32-build.sh <package> [cargo args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+package=$1
+shift
+wasm_target_dir="${WASM_TARGET_DIR:-$HOME/.cache/mangaassist/wasm-target}"
+target=wasm32-unknown-unknown
+if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+  echo "==> cargo build -p $package ($target via rustup, profile wasm-release)" >&2
+  CARGO_TARGET_DIR="$wasm_target_dir" cargo build --locked --profile wasm-release --target "$target" -p "$package" "$@" >&2
+else
+  echo "==> cargo build -p $package ($target via Debian rustc-web and build-std, profile wasm-release)" >&2
+  RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$wasm_target_dir" \
+    /usr/bin/cargo build --locked --profile wasm-release --target "$target" \
+    -Zbuild-std=std,panic_abort -p "$package" "$@" >&2
+fi
+echo "$wasm_target_dir/$target/wasm-release/${package//-/_}.wasm"
