@@ -256,3 +256,27 @@ fn ci_builds_embed_the_policy_component() {
     );
     let _ = CliWasm.name();
 }
+
+#[test]
+fn modules_that_are_not_policy_components_are_refused() {
+    let dir = std::env::temp_dir().join(format!("mangaassist-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cases: [(&str, &[u8]); 3] = [
+        ("garbage", b"definitely not wasm"),
+        // A core module (version 1), not a component.
+        ("core-module", b"\0asm\x01\0\0\0"),
+        // A valid, empty component: no `checks` export (wrong interface).
+        ("empty-component", b"\0asm\x0d\0\x01\0"),
+    ];
+    for (name, bytes) in cases {
+        let file = dir.join(format!("{name}.wasm"));
+        std::fs::write(&file, bytes).expect("write");
+        let (out, err, ok) = mangaassist(
+            &["check", "--engine", "wasm", "--policy-wasm", file.to_str().expect("path")],
+            b"{\"message\":\"x\"}\n".to_vec(),
+        );
+        assert!(!ok, "{name}: accepted");
+        assert!(out.is_empty(), "{name}: answered {out}");
+        assert!(err.contains("policy module refused"), "{name}: {err}");
+    }
+}
