@@ -272,7 +272,13 @@ fn modules_that_are_not_policy_components_are_refused() {
         let file = dir.join(format!("{name}.wasm"));
         std::fs::write(&file, bytes).expect("write");
         let (out, err, ok) = mangaassist(
-            &["check", "--engine", "wasm", "--policy-wasm", file.to_str().expect("path")],
+            &[
+                "check",
+                "--engine",
+                "wasm",
+                "--policy-wasm",
+                file.to_str().expect("path"),
+            ],
             b"{\"message\":\"x\"}\n".to_vec(),
         );
         assert!(!ok, "{name}: accepted");

@@ -1,0 +1,84 @@
+//! Native and wasm engines agree on property-generated messages and bodies.
+#![cfg(default_policy)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
+
+fn run(args: &[&str], input: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("binary ends");
+    writer.join().expect("writer").expect("write");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn message() -> impl Strategy<Value = String> {
+    let special = prop_oneof![
+        Just('\u{200B}'),
+        Just('\u{3099}'),
+        Just('\u{FEFF}'),
+        Just('\0'),
+        Just('\u{17F}'),
+        Just('<'),
+        Just('{'),
+        Just('}'),
+        Just('Ж'),
+        Just('漫'),
+        Just('\u{1}'),
+        Just(' '),
+    ];
+    let piece = prop_oneof![
+        Just("<script".to_string()),
+        Just("{{x}}".to_string()),
+        Just("javascript:".to_string()),
+        proptest::collection::vec(prop_oneof![2 => any::<char>(), 1 => special], 0..40)
+            .prop_map(|v| v.into_iter().collect::<String>()),
+    ];
+    proptest::collection::vec(piece, 0..4).prop_map(|v| v.concat())
+}
+
+#[test]
+fn engines_agree_on_generated_input() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = message();
+    let mut checks = String::new();
+    let mut bodies = String::new();
+    for _ in 0..2000 {
+        let m = strategy.new_tree(&mut runner).expect("value").current();
+        checks.push_str(&serde_json::json!({ "message": m }).to_string());
+        checks.push('\n');
+        bodies.push_str(
+            &serde_json::json!({ "system": m, "max_tokens": m.len(),
+            "messages": [{"role": "user", "content": m}] })
+            .to_string(),
+        );
+        bodies.push('\n');
+    }
+    for (sub, input) in [("check", &checks), ("cache-key", &bodies)] {
+        let native = run(&[sub, "--engine", "native"], input);
+        let wasm = run(&[sub, "--engine", "wasm"], input);
+        assert_eq!(native.lines().count(), 2000);
+        for (i, (n, w)) in native.lines().zip(wasm.lines()).enumerate() {
+            assert_eq!(n, w, "{sub}: line {i} differs");
+        }
+    }
+}
