@@ -23,7 +23,10 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (core, CLI, conformance corpus, schema, properties)"
-cargo test --workspace --locked
+# mangaassist-policy is a wasm32 cdylib (built by build-policy.sh above and
+# tested through the host's wasm engine); as a native cdylib its component
+# export names (`mangaassist:policy/...`) are not valid linker symbols.
+cargo test --workspace --exclude mangaassist-policy --locked
 
 step "wasm: build the npm package (wasm/pkg)"
 bash scripts/build-wasm.sh
