@@ -42,6 +42,18 @@ fn mangaassist(args: &[&str], stdin: Vec<u8>) -> (String, String, bool) {
     )
 }
 
+/// All `inputs` as JSON Lines through one run of `mangaassist args`.
+fn batch(args: &[&str], inputs: &[&Value]) -> Vec<String> {
+    let mut stdin = Vec::new();
+    for i in inputs {
+        stdin.extend_from_slice(serde_json::to_string(i).expect("json").as_bytes());
+        stdin.push(b'\n');
+    }
+    let (out, err, ok) = mangaassist(args, stdin);
+    assert!(ok, "mangaassist {args:?} failed: {err}");
+    out.lines().map(str::to_string).collect()
+}
+
 struct Cli;
 
 impl Engine for Cli {
@@ -59,19 +71,12 @@ impl Engine for Cli {
             Suite::Body => "body",
             _ => return None,
         };
-        let mut stdin = Vec::new();
-        for i in inputs {
-            stdin.extend_from_slice(serde_json::to_string(i).expect("json").as_bytes());
-            stdin.push(b'\n');
-        }
         let args: &[&str] = if suite == Suite::Body {
             &[sub]
         } else {
             &[sub, "--engine", "native"]
         };
-        let (out, err, ok) = mangaassist(args, stdin);
-        assert!(ok, "{sub} failed: {err}");
-        Some(out.lines().map(str::to_string).collect())
+        Some(batch(args, inputs))
     }
 }
 
@@ -228,14 +233,7 @@ impl Engine for CliWasm {
             Suite::CacheKey => "cache-key",
             _ => return None,
         };
-        let mut stdin = Vec::new();
-        for i in inputs {
-            stdin.extend_from_slice(serde_json::to_string(i).expect("json").as_bytes());
-            stdin.push(b'\n');
-        }
-        let (out, err, ok) = mangaassist(&[sub, "--engine", "wasm"], stdin);
-        assert!(ok, "{sub} --engine wasm failed: {err}");
-        Some(out.lines().map(str::to_string).collect())
+        Some(batch(&[sub, "--engine", "wasm"], inputs))
     }
 }
 
