@@ -2,7 +2,10 @@
 
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
+use crate::active_policy::ActivePolicy;
+use crate::sandbox::Sandbox;
 use mangaassist_core::api::{
     BodyInput, CacheKeyReport, CheckInput, ErrorReport, body_report, cache_key_report, check_report,
 };
@@ -11,9 +14,6 @@ use mangaassist_core::policy::{Policy, PolicyConfig};
 use mangaassist_core::schema::request_schema;
 use serde::Serialize;
 use serde_json::Value;
-use sha2::Digest;
-
-use crate::sandbox::{Limits, Sandbox};
 
 /// `{"error":{"code":...,"message":...}}` (the SPEC 10 error shape).
 pub fn error_line(code: &str, message: &str) -> String {
@@ -34,49 +34,15 @@ fn to_line<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|e| error_line("internal", &e.to_string()))
 }
 
-/// The policy component embedded at build time (`scripts/build-policy.sh`).
-#[cfg(default_policy)]
-const DEFAULT_POLICY: Option<&[u8]> = Some(include_bytes!(env!("MANGAASSIST_POLICY_WASM")));
-#[cfg(not(default_policy))]
-const DEFAULT_POLICY: Option<&[u8]> = None;
-
-/// Loads the policy component from `path`, or the embedded one.
-pub fn load_sandbox(path: Option<&Path>) -> Result<Sandbox, String> {
-    let bytes = match path {
-        Some(path) => std::fs::read(path)
-            .map_err(|e| format!("cannot read policy component {}: {e}", path.display()))?,
-        None => DEFAULT_POLICY
-            .ok_or(
-                "no policy component is embedded in this build: run scripts/build-policy.sh \
-                 and rebuild, or pass --policy-wasm FILE",
-            )?
-            .to_vec(),
-    };
-    let sandbox = Sandbox::new(&bytes, Limits::default()).map_err(|e| e.to_string())?;
-    let version = sandbox.version().map_err(|e| e.to_string())?;
-    let digest = sha2::Sha256::digest(&bytes);
-    let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    eprintln!(
-        "mangaassist: policy component {} (version {version}, sha256 {hash}…)",
-        path.map_or_else(|| "embedded".to_string(), |p| p.display().to_string())
-    );
-    Ok(sandbox)
-}
-
 /// `check`: the SPEC 3 checks, sanitize and estimate.
 pub enum Check {
     /// The core linked in.
     Native(Policy),
-    /// The policy component in wasmtime.
-    Wasm(Sandbox),
+    /// The policy component in wasmtime (swappable while running).
+    Wasm(Arc<ActivePolicy>),
 }
 
 impl Check {
-    /// Wraps a loaded policy component.
-    pub fn wasm(sandbox: Sandbox) -> Self {
-        Check::Wasm(sandbox)
-    }
-
     /// Compiles the policy (from `path`, or SPEC's) once for the whole run.
     pub fn native(path: Option<&Path>) -> Result<Self, String> {
         let config = match path {
@@ -104,11 +70,16 @@ impl Check {
         };
         match self {
             Check::Native(policy) => to_line(&check_report(policy, &input.message)),
-            Check::Wasm(sandbox) => match sandbox.check(&input.message) {
-                Ok(answer) => to_line(&answer),
-                Err(e) => error_line(e.code(), &e.to_string()),
-            },
+            Check::Wasm(active) => check_wasm(&active.current().sandbox, &input.message),
         }
+    }
+}
+
+/// `check --engine wasm` of one message.
+pub fn check_wasm(sandbox: &Sandbox, message: &str) -> String {
+    match sandbox.check(message) {
+        Ok(answer) => to_line(&answer),
+        Err(e) => error_line(e.code(), &e.to_string()),
     }
 }
 

@@ -1,19 +1,24 @@
 //! `mangaassist`: JSON Lines tools over the core (SPEC 11).
 
 mod cli;
-mod commands;
-mod lines;
-mod sandbox;
 
 use std::io::{self, BufReader, BufWriter};
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
+use mangaassist_host::active_policy::{ActivePolicy, PolicySource};
+use mangaassist_host::commands;
+use mangaassist_host::lines;
+use mangaassist_host::sandbox::{Limits, Runtime};
 
 use crate::cli::{Cli, Command, Engine};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -42,7 +47,16 @@ fn run(cli: Cli) -> Result<(), String> {
                                 carries its own policy (use --policy-wasm)"
                         .to_string());
                 }
-                Engine::Wasm => commands::Check::wasm(commands::load_sandbox(policy_wasm.as_deref())?),
+                Engine::Wasm => commands::Check::Wasm(active_policy(policy_wasm.as_deref())?),
+            };
+            // A file policy is swapped on SIGHUP or change while lines flow.
+            let _watch = match &handler {
+                commands::Check::Wasm(active) if policy_wasm.is_some() => Some(
+                    active
+                        .watch(Duration::from_millis(200))
+                        .map_err(|e| format!("cannot watch the policy component: {e}"))?,
+                ),
+                _ => None,
             };
             lines::process(reader, writer, |line| handler.answer(line)).map_err(io_err)
         }
@@ -52,8 +66,9 @@ fn run(cli: Cli) -> Result<(), String> {
         } => match engine {
             Engine::Native => lines::process(reader, writer, commands::cache_key).map_err(io_err),
             Engine::Wasm => {
-                let sandbox = commands::load_sandbox(policy_wasm.as_deref())?;
-                lines::process(reader, writer, |line| commands::cache_key_wasm(&sandbox, line))
+                let active = active_policy(policy_wasm.as_deref())?;
+                let sandbox = &active.current().sandbox;
+                lines::process(reader, writer, |line| commands::cache_key_wasm(sandbox, line))
                     .map_err(io_err)
             }
         },
@@ -67,4 +82,27 @@ fn run(cli: Cli) -> Result<(), String> {
                 .to_string(),
         ),
     }
+}
+
+/// The policy component (embedded, or from `path`), self-tested.
+fn active_policy(path: Option<&Path>) -> Result<Arc<ActivePolicy>, String> {
+    let runtime = Runtime::new(Limits::default()).map_err(|e| e.to_string())?;
+    let source = path.map_or(PolicySource::Embedded, |p| {
+        PolicySource::File(p.to_path_buf())
+    });
+    ActivePolicy::start(runtime, source)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+/// Logs go to stderr (stdout carries the answers); `MANGAASSIST_LOG` filters.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MANGAASSIST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
 }

@@ -1,12 +1,14 @@
 //! The policy component run in wasmtime: sandboxed, bounded, swappable.
 //!
-//! Built once ([`Sandbox::new`]): the engine (pooling allocator, epoch
-//! interruption), the compiled component and its pre-linked `PolicyPre`.
-//! A sandbox keeps one live instance (a worker's own `Store`, with a memory
-//! cap from `StoreLimits`) so the guest compiles its patterns once; every
-//! call gets a fresh epoch deadline. A guest that loops, grows or traps fails
-//! that call with a clear error, its instance is thrown away, and the next
-//! call starts a fresh one: the host never goes down with it.
+//! A [`Runtime`] is built once per process: the engine (pooling allocator,
+//! epoch interruption) and the 1 ms epoch ticker every deadline counts on.
+//! A [`Sandbox`] is one loaded policy: its compiled component, pre-linked
+//! (`PolicyPre`), and a few idle instances, each with its own `Store` and
+//! memory cap, so the guest compiles its patterns once per instance rather
+//! than once per call. Every call gets a fresh epoch deadline. A guest that
+//! loops, grows or traps fails that call with a clear error, its instance is
+//! thrown away, and the next call starts a fresh one: the host never goes
+//! down with it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,19 +17,29 @@ use std::time::Duration;
 use serde::Serialize;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, Trap,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
 };
 
-wasmtime::component::bindgen!({ world: "policy", path: "../policy/wit" });
+#[allow(
+    missing_docs,
+    reason = "host glue generated from policy/wit by wasmtime"
+)]
+mod bindings {
+    wasmtime::component::bindgen!({ world: "policy", path: "../policy/wit" });
+}
 
-use exports::mangaassist::policy::checks::CheckReport;
+use bindings::exports::mangaassist::policy::checks::CheckReport;
+use bindings::{Policy, PolicyPre};
 
-/// Bounds of one call into the guest.
-#[derive(Debug, Clone, Copy)]
+/// Bounds of the guest, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock budget of a call, in milliseconds (epoch ticks of 1 ms).
+    /// Wall-clock budget of one call, in milliseconds (epoch ticks of 1 ms).
     pub call_timeout_ms: u64,
+    /// Budget of a new instance's first call, which compiles the guest's
+    /// patterns; paid once per instance, off the per-call budget.
+    pub warm_up_ms: u64,
     /// Largest linear memory a guest may grow to, in bytes.
     pub max_memory_bytes: usize,
 }
@@ -36,6 +48,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             call_timeout_ms: 10,
+            warm_up_ms: 1_000,
             max_memory_bytes: 64 * 1024 * 1024,
         }
     }
@@ -56,6 +69,9 @@ pub enum SandboxError {
     /// The guest trapped.
     #[error("policy call trapped: {0}")]
     Trap(String),
+    /// Every instance slot of the pool is in use.
+    #[error("policy engine busy: all {0} instance slots are in use")]
+    Busy(u32),
 }
 
 impl SandboxError {
@@ -66,21 +82,131 @@ impl SandboxError {
             SandboxError::Timeout(_) => "policy_timeout",
             SandboxError::Memory(_) => "policy_memory_limit",
             SandboxError::Trap(_) => "policy_trap",
+            SandboxError::Busy(_) => "policy_busy",
         }
     }
 }
 
-struct State {
-    limits: StoreLimits,
+/// Instances the pooling allocator reserves room for: live ones of the
+/// running policy, of a candidate under self-test, and spares.
+const POOL_INSTANCES: u32 = 64;
+
+/// Idle instances a sandbox keeps for reuse.
+const MAX_IDLE: usize = 16;
+
+/// The engine and its epoch ticker, shared by every loaded policy.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    limits: Limits,
+    _ticker: Arc<Ticker>,
 }
 
-/// A loaded policy component, ready for many calls.
+/// Stops the ticker thread when the last runtime handle goes.
+struct Ticker(Arc<AtomicBool>);
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// The engine for `limits`, and its 1 ms epoch ticker.
+    pub fn new(limits: Limits) -> Result<Self, SandboxError> {
+        let refused = |e: wasmtime::Error| SandboxError::Refused(format!("{e:#}"));
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES)
+            .total_memories(POOL_INSTANCES)
+            .total_tables(POOL_INSTANCES)
+            .max_memory_size(limits.max_memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(refused)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, ticker_stop) = (engine.clone(), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("policy-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| SandboxError::Refused(format!("cannot start the epoch ticker: {e}")))?;
+        Ok(Runtime {
+            engine,
+            limits,
+            _ticker: Arc::new(Ticker(stop)),
+        })
+    }
+
+    /// The bounds every sandbox of this runtime runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Compiles and pre-links `component` (a `policy` world component).
+    pub fn load(&self, component: &[u8]) -> Result<Sandbox, SandboxError> {
+        let refused = |e: wasmtime::Error| SandboxError::Refused(format!("{e:#}"));
+        let compiled = Component::from_binary(&self.engine, component).map_err(refused)?;
+        let linker = Linker::<State>::new(&self.engine);
+        let pre = linker.instantiate_pre(&compiled).map_err(refused)?;
+        let pre = PolicyPre::new(pre).map_err(refused)?;
+        let sandbox = Sandbox {
+            runtime: self.clone(),
+            pre,
+            idle: Mutex::new(Vec::new()),
+        };
+        // Instantiating checks the export types and pays the warm-up now,
+        // so a load that succeeds has a ready instance.
+        let first = sandbox.fresh_instance()?;
+        sandbox.idle_lock().push(first);
+        Ok(sandbox)
+    }
+}
+
+/// Per-store state: the memory cap, and whether the guest ran into it (so
+/// the trap it causes is reported as what it is).
+struct State {
+    max_memory_bytes: usize,
+    hit_memory_cap: bool,
+}
+
+impl ResourceLimiter for State {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory_bytes || maximum.is_some_and(|m| desired > m) {
+            self.hit_memory_cap = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory cap: the guest asked for {desired} bytes"
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // The pooling allocator bounds table slots; respect a declared maximum.
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+}
+
+/// A loaded policy component, ready for many calls from many threads.
 pub struct Sandbox {
-    engine: Engine,
+    runtime: Runtime,
     pre: PolicyPre<State>,
-    limits: Limits,
-    ticker_stop: Arc<AtomicBool>,
-    live: Mutex<Option<Live>>,
+    idle: Mutex<Vec<Live>>,
 }
 
 /// An instance and its store, kept between calls.
@@ -88,10 +214,6 @@ struct Live {
     store: Store<State>,
     policy: Policy,
 }
-
-/// Budget of the first call of an instance, which compiles the guest's
-/// patterns (milliseconds); later calls get `Limits::call_timeout_ms`.
-const WARM_UP_MS: u64 = 2_000;
 
 /// The check answer, field for field the core's `CheckReport` JSON.
 #[derive(Debug, Serialize)]
@@ -126,106 +248,78 @@ pub struct GuestFailure {
 }
 
 impl Sandbox {
-    /// Compiles and pre-links `component` (a `policy` world component).
-    pub fn new(component: &[u8], limits: Limits) -> Result<Self, SandboxError> {
-        let refused = |e: wasmtime::Error| SandboxError::Refused(format!("{e:#}"));
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(32)
-            .total_core_instances(32)
-            .total_memories(32)
-            .total_tables(32)
-            .max_memory_size(limits.max_memory_bytes);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(refused)?;
-        let component = Component::from_binary(&engine, component).map_err(refused)?;
-        let linker = Linker::<State>::new(&engine);
-        let pre = linker.instantiate_pre(&component).map_err(refused)?;
-        let pre = PolicyPre::new(pre).map_err(refused)?;
-        // One tick a millisecond drives every call's deadline.
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), Arc::clone(&ticker_stop));
-        std::thread::Builder::new()
-            .name("policy-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(1));
-                    ticker_engine.increment_epoch();
-                }
-            })
-            .map_err(|e| SandboxError::Refused(format!("cannot start the epoch ticker: {e}")))?;
-        Ok(Sandbox {
-            engine,
-            pre,
-            limits,
-            ticker_stop,
-            live: Mutex::new(None),
-        })
-    }
-
-    /// Runs `f` on the live instance (made, and warmed up, when missing).
+    /// Runs `f` on an idle instance (made, and warmed up, when none is idle).
     fn with_live<R>(
         &self,
         f: impl FnOnce(&mut Store<State>, &Policy) -> wasmtime::Result<R>,
     ) -> Result<R, SandboxError> {
-        let mut guard = self
-            .live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let live = match guard.take() {
+        let idle = self.idle_lock().pop();
+        let Live { mut store, policy } = match idle {
             Some(live) => live,
             None => self.fresh_instance()?,
         };
-        let Live { mut store, policy } = live;
-        store.set_epoch_deadline(self.limits.call_timeout_ms + 1);
+        store.set_epoch_deadline(self.runtime.limits.call_timeout_ms + 1);
         match f(&mut store, &policy) {
             Ok(r) => {
-                *guard = Some(Live { store, policy });
+                let mut idle = self.idle_lock();
+                if idle.len() < MAX_IDLE {
+                    idle.push(Live { store, policy });
+                }
                 Ok(r)
             }
             // The instance may be in any state after a trap: drop it.
-            Err(e) => Err(self.classify(&e)),
+            Err(e) => Err(self.classify(&e, &store, self.runtime.limits.call_timeout_ms)),
         }
     }
 
+    fn idle_lock(&self) -> std::sync::MutexGuard<'_, Vec<Live>> {
+        // A panic elsewhere cannot leave the list half-updated: push/pop only.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn fresh_instance(&self) -> Result<Live, SandboxError> {
-        let mut store = self.store();
-        store.set_epoch_deadline(WARM_UP_MS);
-        let policy = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.classify(&e))?;
+        let limits = self.runtime.limits;
+        let mut store = Store::new(
+            &self.runtime.engine,
+            State {
+                max_memory_bytes: limits.max_memory_bytes,
+                hit_memory_cap: false,
+            },
+        );
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        store.set_epoch_deadline(limits.warm_up_ms + 1);
+        let policy = match self.pre.instantiate(&mut store) {
+            Ok(policy) => policy,
+            // Not a trap: the exports do not have the world's types.
+            Err(e) if e.downcast_ref::<Trap>().is_none() && !store.data().hit_memory_cap => {
+                return Err(self.refused_or_busy(&e));
+            }
+            Err(e) => return Err(self.classify(&e, &store, limits.warm_up_ms)),
+        };
         policy
             .mangaassist_policy_checks()
             .call_check(&mut store, "warm-up")
-            .map_err(|e| self.classify(&e))?;
+            .map_err(|e| self.classify(&e, &store, limits.warm_up_ms))?;
         Ok(Live { store, policy })
     }
 
-    fn store(&self) -> Store<State> {
-        let mut store = Store::new(
-            &self.engine,
-            State {
-                limits: StoreLimitsBuilder::new()
-                    .memory_size(self.limits.max_memory_bytes)
-                    .trap_on_grow_failure(true)
-                    .build(),
-            },
-        );
-        store.limiter(|s| &mut s.limits);
-        store
+    fn refused_or_busy(&self, e: &wasmtime::Error) -> SandboxError {
+        let text = format!("{e:#}");
+        if text.contains("maximum concurrent") {
+            SandboxError::Busy(POOL_INSTANCES)
+        } else {
+            SandboxError::Refused(text)
+        }
     }
 
-    fn classify(&self, e: &wasmtime::Error) -> SandboxError {
+    fn classify(&self, e: &wasmtime::Error, store: &Store<State>, budget_ms: u64) -> SandboxError {
+        if store.data().hit_memory_cap {
+            return SandboxError::Memory(self.runtime.limits.max_memory_bytes);
+        }
         match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => SandboxError::Timeout(self.limits.call_timeout_ms),
-            Some(Trap::MemoryOutOfBounds) | None
-                if format!("{e:#}").contains("memory minimum size")
-                    || format!("{e:#}").contains("forcing a memory growth failure") =>
-            {
-                SandboxError::Memory(self.limits.max_memory_bytes)
-            }
+            Some(Trap::Interrupt) => SandboxError::Timeout(budget_ms),
             _ => SandboxError::Trap(format!("{e:#}")),
         }
     }
@@ -258,11 +352,5 @@ impl Sandbox {
     /// The guest's version string.
     pub fn version(&self) -> Result<String, SandboxError> {
         self.with_live(|store, policy| policy.mangaassist_policy_checks().call_version(store))
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
