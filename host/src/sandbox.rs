@@ -324,6 +324,17 @@ impl Sandbox {
         }
     }
 
+    /// Makes one more ready (instantiated, warmed-up) instance and parks it
+    /// for the next call: lets a server pre-warm one per worker.
+    pub fn spare_instance(&self) -> Result<(), SandboxError> {
+        let live = self.fresh_instance()?;
+        let mut idle = self.idle_lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(live);
+        }
+        Ok(())
+    }
+
     /// `check` of one message.
     pub fn check(&self, message: &str) -> Result<CheckAnswer, SandboxError> {
         self.with_live(|store, policy| {
