@@ -4,6 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mangaassist_host::emulator::faults::{FaultPlan, parse_region_fault};
+
+fn parse_fault(s: &str) -> Result<(String, FaultPlan), String> {
+    parse_region_fault(s)
+}
 
 /// mangaassist: checks, cache keys and Claude bodies for a manga store's chat,
 /// over JSON Lines (one answer line per input line).
@@ -63,10 +68,21 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Run the local Bedrock emulator.
+    /// Run the local Bedrock emulator (deterministic, clearly labelled replies).
     Emulator {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8787")]
         listen: SocketAddr,
+        /// Time to first token, milliseconds.
+        #[arg(long, default_value_t = 0)]
+        ttft_ms: u64,
+        /// Time between tokens, milliseconds.
+        #[arg(long, default_value_t = 0)]
+        per_token_ms: u64,
+        /// A fault for one emulated region, REGION=KIND[:N]; KIND is throttle,
+        /// error500, error503, model_timeout, validation, drop, stall or cut:N.
+        /// Repeatable; change at run time with PUT /_emulator/faults/REGION.
+        #[arg(long = "fault", value_parser = parse_fault)]
+        faults: Vec<(String, FaultPlan)>,
     },
 }

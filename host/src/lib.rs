@@ -4,7 +4,9 @@
 //! and tests use them directly.
 
 pub mod active_policy;
+pub mod bedrock;
 pub mod commands;
+pub mod emulator;
 pub mod lines;
 pub mod sandbox;
 pub mod selftest;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 use mangaassist_host::active_policy::{ActivePolicy, PolicySource};
 use mangaassist_host::commands;
+use mangaassist_host::emulator::{self, EmulatorConfig, Latency};
 use mangaassist_host::lines;
 use mangaassist_host::sandbox::{Limits, Runtime};
 
@@ -68,8 +69,10 @@ fn run(cli: Cli) -> Result<(), String> {
             Engine::Wasm => {
                 let active = active_policy(policy_wasm.as_deref())?;
                 let sandbox = &active.current().sandbox;
-                lines::process(reader, writer, |line| commands::cache_key_wasm(sandbox, line))
-                    .map_err(io_err)
+                lines::process(reader, writer, |line| {
+                    commands::cache_key_wasm(sandbox, line)
+                })
+                .map_err(io_err)
             }
         },
         Command::Body => {
@@ -77,10 +80,24 @@ fn run(cli: Cli) -> Result<(), String> {
             lines::process(reader, writer, |line| handler.answer(line)).map_err(io_err)
         }
         Command::Schema => commands::print_schema(writer).map_err(io_err),
-        Command::Serve { .. } | Command::Emulator { .. } => Err(
-            "this subcommand is not built yet: the service arrives with issue 6, the emulator with issue 5"
-                .to_string(),
+        Command::Emulator {
+            listen,
+            ttft_ms,
+            per_token_ms,
+            faults,
+        } => run_emulator(
+            EmulatorConfig {
+                latency: Latency {
+                    ttft_ms,
+                    per_token_ms,
+                },
+                faults: faults.into_iter().collect(),
+            },
+            listen,
         ),
+        Command::Serve { .. } => {
+            Err("this subcommand is not built yet: the service arrives with issue 6".to_string())
+        }
     }
 }
 
@@ -105,4 +122,23 @@ fn init_logs() {
         .with_ansi(false)
         .with_target(false)
         .init();
+}
+
+/// `emulator`: serves until Ctrl-C.
+fn run_emulator(config: EmulatorConfig, listen: std::net::SocketAddr) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start tokio: {e}"))?;
+    runtime.block_on(async {
+        let handle = emulator::start(listen, config)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        tracing::info!(
+            endpoint = %handle.endpoint(),
+            "Bedrock emulator listening (emulated replies, not Bedrock); Ctrl-C stops it"
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+        handle.shutdown().await;
+        Ok(())
+    })
 }
