@@ -13,9 +13,7 @@ use std::time::Duration;
 use mangaassist_core::body::{BodySettings, ClaudeBody, build_body};
 use mangaassist_core::models::{Catalog, ModelSpec};
 use mangaassist_host::bedrock::health::{Clock, ManualClock, SystemClock};
-use mangaassist_host::bedrock::invoker::{
-    CredentialSource, InvokeError, Invoker, InvokerConfig, RegionEndpoint,
-};
+use mangaassist_host::bedrock::invoker::{InvokeError, Invoker, InvokerConfig};
 use mangaassist_host::bedrock::profile::EnvProfile;
 use mangaassist_host::emulator::faults::{Fault, FaultPlan};
 use mangaassist_host::emulator::{self, EmulatorConfig, EmulatorHandle, Latency, reply};
@@ -27,20 +25,7 @@ async fn setup(clock: Arc<dyn Clock>) -> (EmulatorHandle, Invoker) {
     let emulator = emulator::start("127.0.0.1:0".parse().unwrap(), EmulatorConfig::default())
         .await
         .unwrap();
-    let config = InvokerConfig {
-        regions: REGIONS
-            .iter()
-            .map(|r| RegionEndpoint {
-                region: (*r).to_string(),
-                endpoint_url: Some(emulator.endpoint()),
-            })
-            .collect(),
-        profile: EnvProfile::DEV,
-        credentials: CredentialSource::Static {
-            access_key_id: "AKIDEMULATOR".into(),
-            secret_access_key: "emulator-secret".into(),
-        },
-    };
+    let config = InvokerConfig::emulated(&emulator.endpoint(), &REGIONS, EnvProfile::DEV);
     let invoker = Invoker::new(&config, clock).await.unwrap();
     (emulator, invoker)
 }
@@ -352,4 +337,24 @@ async fn two_hundred_concurrent_requests_through_a_flapping_region_lose_none() {
         answered += 1;
     }
     assert_eq!(answered, 200);
+}
+
+#[tokio::test]
+async fn the_request_budget_bounds_all_attempts() {
+    let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
+    for region in REGIONS {
+        emulator.set_fault(region, FaultPlan::always(Fault::Stall));
+    }
+    let started = std::time::Instant::now();
+    let e = invoker
+        .invoke(&[&haiku()], &body("hello"), Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "bedrock_deadline", "{e}");
+    assert!(e.to_string().contains("us-east-1: timeout"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

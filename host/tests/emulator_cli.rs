@@ -16,9 +16,7 @@ use std::time::Duration;
 use mangaassist_core::body::{BodySettings, build_body};
 use mangaassist_core::models::Catalog;
 use mangaassist_host::bedrock::health::SystemClock;
-use mangaassist_host::bedrock::invoker::{
-    CredentialSource, Invoker, InvokerConfig, RegionEndpoint,
-};
+use mangaassist_host::bedrock::invoker::{Invoker, InvokerConfig};
 use mangaassist_host::bedrock::profile::EnvProfile;
 
 struct Emulator(Child, String);
@@ -72,20 +70,7 @@ fn http(endpoint: &str, method: &str, path: &str, body: &str) -> (String, String
 }
 
 async fn invoker(endpoint: &str) -> Invoker {
-    let config = InvokerConfig {
-        regions: ["us-east-1", "us-west-2"]
-            .iter()
-            .map(|r| RegionEndpoint {
-                region: (*r).into(),
-                endpoint_url: Some(endpoint.into()),
-            })
-            .collect(),
-        profile: EnvProfile::DEV,
-        credentials: CredentialSource::Static {
-            access_key_id: "AKIDEMULATOR".into(),
-            secret_access_key: "emulator-secret".into(),
-        },
-    };
+    let config = InvokerConfig::emulated(endpoint, &["us-east-1", "us-west-2"], EnvProfile::DEV);
     Invoker::new(&config, Arc::new(SystemClock::new()))
         .await
         .unwrap()

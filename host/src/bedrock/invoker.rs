@@ -55,6 +55,27 @@ pub struct InvokerConfig {
     pub credentials: CredentialSource,
 }
 
+impl InvokerConfig {
+    /// Every region served by the emulator at `endpoint` (offline mode and
+    /// tests): static keys, since the emulator checks a signature's form only.
+    pub fn emulated(endpoint: &str, regions: &[&str], profile: EnvProfile) -> Self {
+        InvokerConfig {
+            regions: regions
+                .iter()
+                .map(|r| RegionEndpoint {
+                    region: (*r).to_string(),
+                    endpoint_url: Some(endpoint.to_string()),
+                })
+                .collect(),
+            profile,
+            credentials: CredentialSource::Static {
+                access_key_id: "AKIDEMULATOR".into(),
+                secret_access_key: "emulator-secret".into(),
+            },
+        }
+    }
+}
+
 /// Tokens a call used, as the model reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
