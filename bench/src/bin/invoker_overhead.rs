@@ -2,9 +2,10 @@
 //!
 //! Runs the emulator in-process, then times, sequentially on one connection:
 //! a bare keep-alive HTTP/1.1 POST to the emulator (the floor: emulator work
-//! + loopback), `Invoker::invoke` and `Invoker::invoke_stream` through the
-//! real AWS SDK (signing, endpoint resolution, event-stream decoding, the
+//! and loopback), then `Invoker::invoke` and `Invoker::invoke_stream` through
+//! the real AWS SDK (signing, endpoint resolution, event-stream decoding, the
 //! failover bookkeeping). Prints p50/p99 of each and the difference.
+//!
 //! `cargo run --release -p mangaassist-bench --bin invoker_overhead [N]`
 #![allow(
     clippy::unwrap_used,

@@ -23,6 +23,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use axum::serve::ListenerExt;
 use base64::Engine as _;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -148,6 +149,13 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
         .with_state(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    // Stream frames are small writes: without TCP_NODELAY, Nagle holds them
+    // back against the client's delayed ACK (40 ms a stream, measured).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "emulator: cannot set TCP_NODELAY");
+        }
+    });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -309,10 +317,11 @@ async fn invoke(
     };
     let text = reply::answer(&c);
     let output_tokens = reply::tokens(&text).len() as u64;
-    tokio::time::sleep(Duration::from_millis(
-        latency.ttft_ms + latency.per_token_ms * output_tokens,
-    ))
-    .await;
+    let wait = latency.ttft_ms + latency.per_token_ms * output_tokens;
+    // Even a zero sleep waits for tokio's next 1 ms timer tick.
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
     let answer = json!({
         "id": message_id(&model_id, &c),
         "type": "message",
