@@ -10,3 +10,4 @@ pub mod emulator;
 pub mod lines;
 pub mod sandbox;
 pub mod selftest;
+pub mod service;
