@@ -1,3 +1,4 @@
-//! The chat service (issue 6, under construction): so far the session store.
+//! The chat service (issue 6, under construction): so far its configuration and session store.
 
+pub mod config;
 pub mod sessions;

@@ -1,0 +1,287 @@
+//! Service configuration (SPEC 8–10): built-in defaults, then a TOML file
+//! (a base plus per-`MANGA_ENV` sections), then `MANGAASSIST_*` environment
+//! overrides. Unknown keys are errors, so a typo cannot silently fall back to
+//! a default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::bedrock::profile::EnvProfile;
+
+/// Where answers come from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BedrockMode {
+    /// The embedded emulator on a loopback port: offline, no credentials.
+    Emulator,
+    /// Amazon Bedrock with the default credential chain.
+    Aws,
+}
+
+/// Everything `mangaassist serve` can be told.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// End-to-end budget of the synchronous path, ms (504 past it).
+    pub sync_budget_ms: u64,
+    /// Largest request body, bytes (413 past it).
+    pub max_body_bytes: usize,
+    /// Overall requests per second, and burst.
+    pub rate_per_second: u32,
+    /// Overall burst.
+    pub rate_burst: u32,
+    /// Per-client requests per second (API key, else peer address).
+    pub client_rate_per_second: u32,
+    /// Per-client burst.
+    pub client_rate_burst: u32,
+    /// Response cache TTL, seconds.
+    pub cache_ttl_secs: u64,
+    /// Response cache entries.
+    pub cache_capacity: u64,
+    /// Idle time after which a session is forgotten, seconds.
+    pub session_ttl_secs: u64,
+    /// Sessions kept at most.
+    pub max_sessions: usize,
+    /// Policy component file; none: the embedded one.
+    pub policy_wasm: Option<PathBuf>,
+    /// Per-call budget of the policy, ms.
+    pub policy_call_timeout_ms: u64,
+    /// Memory cap of the policy, MiB.
+    pub policy_max_memory_mib: usize,
+    /// Emulator or AWS.
+    pub bedrock: BedrockMode,
+    /// Regions in priority order.
+    pub regions: Vec<String>,
+    /// Model key tried after every region failed the selected one.
+    pub fallback_model: Option<String>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            sync_budget_ms: 3_000,
+            max_body_bytes: 64 * 1024,
+            rate_per_second: 100,
+            rate_burst: 200,
+            client_rate_per_second: 20,
+            client_rate_burst: 40,
+            cache_ttl_secs: 300,
+            cache_capacity: 10_000,
+            session_ttl_secs: 1_800,
+            max_sessions: 100_000,
+            policy_wasm: None,
+            policy_call_timeout_ms: 10,
+            policy_max_memory_mib: 64,
+            bedrock: BedrockMode::Emulator,
+            regions: vec![
+                "us-east-1".into(),
+                "us-west-2".into(),
+                "ap-northeast-1".into(),
+            ],
+            fallback_model: Some("haiku".into()),
+        }
+    }
+}
+
+/// A configuration file: base settings and per-environment overrides
+/// (`[env.prod]` and so on), applied in that order.
+/// (Unknown keys are caught when the merged table becomes a [`ServiceConfig`].)
+#[derive(Debug, Default, Deserialize)]
+struct File {
+    #[serde(flatten)]
+    base: toml::Table,
+    #[serde(default)]
+    env: BTreeMap<String, toml::Table>,
+}
+
+/// The resolved configuration and the client profile of its environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// `MANGA_ENV` (dev when unset).
+    pub environment: String,
+    /// Service settings.
+    pub service: ServiceConfig,
+    /// Bedrock client settings of the environment (SPEC 9).
+    pub profile: EnvProfile,
+}
+
+/// Resolves defaults ← `file_text` (base, then `[env.<environment>]`) ←
+/// `overrides` (`MANGAASSIST_<KEY>` variables, key upper-cased).
+pub fn resolve(
+    environment: &str,
+    file_text: Option<&str>,
+    overrides: &[(String, String)],
+) -> Result<Resolved, String> {
+    let profile = EnvProfile::named(environment)?;
+    let mut table = ServiceConfig::default_table();
+    if let Some(text) = file_text {
+        let file: File = toml::from_str(text).map_err(|e| format!("configuration file: {e}"))?;
+        if let Some(unknown) = file.env.keys().find(|k| EnvProfile::named(k).is_err()) {
+            return Err(format!(
+                "configuration file: [env.{unknown}] is not an environment: expected dev, staging or prod"
+            ));
+        }
+        merge(&mut table, file.base);
+        if let Some(section) = file.env.get(environment) {
+            merge(&mut table, section.clone());
+        }
+    }
+    for (name, value) in overrides {
+        let Some(key) = name.strip_prefix("MANGAASSIST_") else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        if key == "log" {
+            continue;
+        }
+        // Parse as a TOML value (numbers, arrays), else take the text.
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        table.insert(key, parsed);
+    }
+    let service: ServiceConfig = table
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("configuration: {e}"))?;
+    if service.regions.is_empty() {
+        return Err("configuration: regions must name at least one region".into());
+    }
+    Ok(Resolved {
+        environment: environment.to_string(),
+        service,
+        profile,
+    })
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (k, v) in from {
+        into.insert(k, v);
+    }
+}
+
+impl ServiceConfig {
+    /// The defaults as a TOML table, so files and overrides merge key by key.
+    fn default_table() -> toml::Table {
+        let d = ServiceConfig::default();
+        let mut t = toml::Table::new();
+        t.insert("listen".into(), d.listen.to_string().into());
+        t.insert("sync_budget_ms".into(), (d.sync_budget_ms as i64).into());
+        t.insert("max_body_bytes".into(), (d.max_body_bytes as i64).into());
+        t.insert(
+            "rate_per_second".into(),
+            i64::from(d.rate_per_second).into(),
+        );
+        t.insert("rate_burst".into(), i64::from(d.rate_burst).into());
+        t.insert(
+            "client_rate_per_second".into(),
+            i64::from(d.client_rate_per_second).into(),
+        );
+        t.insert(
+            "client_rate_burst".into(),
+            i64::from(d.client_rate_burst).into(),
+        );
+        t.insert("cache_ttl_secs".into(), (d.cache_ttl_secs as i64).into());
+        t.insert("cache_capacity".into(), (d.cache_capacity as i64).into());
+        t.insert(
+            "session_ttl_secs".into(),
+            (d.session_ttl_secs as i64).into(),
+        );
+        t.insert("max_sessions".into(), (d.max_sessions as i64).into());
+        t.insert(
+            "policy_call_timeout_ms".into(),
+            (d.policy_call_timeout_ms as i64).into(),
+        );
+        t.insert(
+            "policy_max_memory_mib".into(),
+            (d.policy_max_memory_mib as i64).into(),
+        );
+        t.insert("bedrock".into(), "emulator".into());
+        t.insert(
+            "regions".into(),
+            toml::Value::Array(d.regions.iter().map(|r| r.as_str().into()).collect()),
+        );
+        if let Some(f) = d.fallback_model {
+            t.insert("fallback_model".into(), f.into());
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let r = resolve("dev", None, &[]).unwrap();
+        assert_eq!(r.service, ServiceConfig::default());
+        assert_eq!(r.profile, EnvProfile::DEV);
+        assert_eq!(r.service.max_body_bytes, 65_536);
+        assert_eq!(
+            (r.service.rate_per_second, r.service.rate_burst),
+            (100, 200)
+        );
+        assert_eq!(r.service.cache_ttl_secs, 300);
+    }
+
+    #[test]
+    fn file_then_environment_section_then_variables() {
+        let text = r#"
+            rate_per_second = 50
+            bedrock = "aws"
+            [env.prod]
+            rate_per_second = 500
+            regions = ["ap-northeast-1", "us-east-1"]
+        "#;
+        let dev = resolve("dev", Some(text), &[]).unwrap();
+        assert_eq!(dev.service.rate_per_second, 50);
+        assert_eq!(dev.service.bedrock, BedrockMode::Aws);
+        let prod = resolve(
+            "prod",
+            Some(text),
+            &[
+                ("MANGAASSIST_RATE_BURST".into(), "900".into()),
+                ("MANGAASSIST_LISTEN".into(), "0.0.0.0:9000".into()),
+                ("OTHER".into(), "x".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(prod.service.rate_per_second, 500);
+        assert_eq!(prod.service.rate_burst, 900);
+        assert_eq!(prod.service.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(prod.service.regions, ["ap-northeast-1", "us-east-1"]);
+        assert_eq!(prod.profile, EnvProfile::PROD);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = resolve("dev", Some("rate_per_secnd = 5"), &[]).unwrap_err();
+        assert!(e.contains("rate_per_secnd"), "{e}");
+        let e = resolve("dev", Some("rate_burst = \"many\""), &[]).unwrap_err();
+        assert!(
+            e.contains("rate_burst") || e.contains("invalid type"),
+            "{e}"
+        );
+        let e = resolve("dev", Some("[env.production]\nrate_burst = 1"), &[]).unwrap_err();
+        assert!(e.contains("[env.production]"), "{e}");
+        let e = resolve("qa", None, &[]).unwrap_err();
+        assert!(e.contains("dev, staging or prod"), "{e}");
+        let e = resolve("dev", Some("regions = []"), &[]).unwrap_err();
+        assert!(e.contains("at least one region"), "{e}");
+        let e = resolve(
+            "dev",
+            None,
+            &[("MANGAASSIST_BEDROCK".into(), "azure".into())],
+        )
+        .unwrap_err();
+        assert!(e.contains("azure") || e.contains("unknown variant"), "{e}");
+    }
+}
