@@ -7,40 +7,11 @@
     reason = "test code: a failed expectation is the test failing"
 )]
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+mod common;
 
+use common::mangaassist;
 use mangaassist_conformance::{Engine, Suite, run};
 use serde_json::Value;
-
-fn mangaassist(args: &[&str], stdin: Vec<u8>) -> (String, String, bool) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut input = child.stdin.take().expect("stdin");
-    // Feed from a thread so a large input cannot deadlock against our reads.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("utf-8 output");
-    let output = child.wait_with_output().expect("binary ends");
-    writer.join().expect("writer thread");
-    (
-        out,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-        output.status.success(),
-    )
-}
 
 /// All `inputs` as JSON Lines through one run of `mangaassist args`.
 fn batch(args: &[&str], inputs: &[&Value]) -> Vec<String> {

@@ -7,28 +7,16 @@
     reason = "test code: a failed expectation is the test failing"
 )]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 
 fn run(args: &[&str], input: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("binary ends");
-    writer.join().expect("writer").expect("write");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).expect("utf-8")
+    let (out, err, ok) = common::mangaassist(args, input.as_bytes().to_vec());
+    assert!(ok, "mangaassist {args:?} failed: {err}");
+    out
 }
 
 fn message() -> impl Strategy<Value = String> {
