@@ -162,8 +162,7 @@ impl Runtime {
         };
         // Instantiating checks the export types and pays the warm-up now,
         // so a load that succeeds has a ready instance.
-        let first = sandbox.fresh_instance()?;
-        sandbox.idle_lock().push(first);
+        sandbox.park(sandbox.fresh_instance()?);
         Ok(sandbox)
     }
 }
@@ -261,14 +260,19 @@ impl Sandbox {
         store.set_epoch_deadline(self.runtime.limits.call_timeout_ms + 1);
         match f(&mut store, &policy) {
             Ok(r) => {
-                let mut idle = self.idle_lock();
-                if idle.len() < MAX_IDLE {
-                    idle.push(Live { store, policy });
-                }
+                self.park(Live { store, policy });
                 Ok(r)
             }
             // The instance may be in any state after a trap: drop it.
             Err(e) => Err(self.classify(&e, &store, self.runtime.limits.call_timeout_ms)),
+        }
+    }
+
+    /// Keeps a healthy instance for the next call, up to [`MAX_IDLE`].
+    fn park(&self, live: Live) {
+        let mut idle = self.idle_lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(live);
         }
     }
 
@@ -327,11 +331,7 @@ impl Sandbox {
     /// Makes one more ready (instantiated, warmed-up) instance and parks it
     /// for the next call: lets a server pre-warm one per worker.
     pub fn spare_instance(&self) -> Result<(), SandboxError> {
-        let live = self.fresh_instance()?;
-        let mut idle = self.idle_lock();
-        if idle.len() < MAX_IDLE {
-            idle.push(live);
-        }
+        self.park(self.fresh_instance()?);
         Ok(())
     }
 

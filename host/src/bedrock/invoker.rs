@@ -234,8 +234,7 @@ impl Invoker {
         budget: Duration,
     ) -> Result<Reply, InvokeError> {
         self.run(models, budget, |index, model, left| {
-            let body = body.clone();
-            async move { self.invoke_once(index, model, &body, left).await }
+            self.invoke_once(index, model, body, left)
         })
         .await
     }
@@ -333,8 +332,19 @@ impl Invoker {
         Err(InvokeError::Exhausted(failures))
     }
 
-    fn client(&self, index: usize) -> Option<&(String, Client)> {
-        self.clients.get(index)
+    /// The region's name and client, and the body as JSON bytes.
+    fn prepare(
+        &self,
+        index: usize,
+        model: &ModelSpec,
+        body: &ClaudeBody,
+    ) -> Result<(&str, &Client, Vec<u8>), RegionFailure> {
+        let Some((region, client)) = self.clients.get(index) else {
+            return Err(local("?", &model.model_id, "no_client", "no client".into()));
+        };
+        let payload = serde_json::to_vec(body)
+            .map_err(|e| local(region, &model.model_id, "body_encoding", e.to_string()))?;
+        Ok((region, client, payload))
     }
 
     async fn invoke_once(
@@ -344,11 +354,7 @@ impl Invoker {
         body: &ClaudeBody,
         limit: Duration,
     ) -> Attempt {
-        let Some((region, client)) = self.client(index) else {
-            return Err(local("?", &model.model_id, "no_client", "no client".into()));
-        };
-        let payload = serde_json::to_vec(body)
-            .map_err(|e| local(region, &model.model_id, "body_encoding", e.to_string()))?;
+        let (region, client, payload) = self.prepare(index, model, body)?;
         let call = client
             .invoke_model()
             .model_id(&model.model_id)
@@ -410,11 +416,7 @@ impl Invoker {
         so_far: String,
         mut emit: impl FnMut(&str),
     ) -> Attempt {
-        let Some((region, client)) = self.client(index) else {
-            return Err(local("?", &model.model_id, "no_client", "no client".into()));
-        };
-        let payload = serde_json::to_vec(body)
-            .map_err(|e| local(region, &model.model_id, "body_encoding", e.to_string()))?;
+        let (region, client, payload) = self.prepare(index, model, body)?;
         let deadline = Instant::now() + limit;
         let call = client
             .invoke_model_with_response_stream()

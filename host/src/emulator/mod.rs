@@ -193,7 +193,8 @@ fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
 /// What to do with one request, decided under the lock.
 enum Plan {
     Answer(Conversation, Latency),
-    Fail(Fault, Latency),
+    /// The conversation, when the body was valid (a cut stream needs it).
+    Fail(Fault, Latency, Option<Conversation>),
     Refuse(Response),
 }
 
@@ -208,6 +209,10 @@ fn plan(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Plan {
             ));
         }
     };
+    // Parsed before the lock; a fault applies whether or not it is valid.
+    let parsed = serde_json::from_slice::<Value>(body)
+        .map_err(|e| format!("body is not JSON: {e}"))
+        .and_then(|v| reply::conversation(&v));
     let mut shared = lock(state);
     let latency = shared.latency;
     let counters = shared.counters.entry(region.clone()).or_default();
@@ -229,11 +234,8 @@ fn plan(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Plan {
     let counters = shared.counters.entry(region).or_default();
     if let Some(fault) = fault {
         counters.faults_injected += 1;
-        return Plan::Fail(fault, latency);
+        return Plan::Fail(fault, latency, parsed.ok());
     }
-    let parsed = serde_json::from_slice::<Value>(body)
-        .map_err(|e| format!("body is not JSON: {e}"))
-        .and_then(|v| reply::conversation(&v));
     match parsed {
         Ok(conversation) => {
             counters.answered += 1;
@@ -312,7 +314,7 @@ async fn invoke(
 ) -> Response {
     let (c, latency) = match plan(&state, &headers, &body) {
         Plan::Answer(c, latency) => (c, latency),
-        Plan::Fail(fault, _) => return fault_response(fault).await,
+        Plan::Fail(fault, ..) => return fault_response(fault).await,
         Plan::Refuse(response) => return response,
     };
     let text = reply::answer(&c);
@@ -402,16 +404,9 @@ async fn invoke_stream(
 ) -> Response {
     let (c, latency, cut) = match plan(&state, &headers, &body) {
         Plan::Answer(c, latency) => (c, latency, None),
-        Plan::Fail(Fault::Cut(n), latency) => {
-            let c = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| reply::conversation(&v).ok());
-            match c {
-                Some(c) => (c, latency, Some(n as usize)),
-                None => return fault_response(Fault::Drop).await,
-            }
-        }
-        Plan::Fail(fault, _) => return fault_response(fault).await,
+        Plan::Fail(Fault::Cut(n), latency, Some(c)) => (c, latency, Some(n as usize)),
+        Plan::Fail(Fault::Cut(_), _, None) => return fault_response(Fault::Drop).await,
+        Plan::Fail(fault, ..) => return fault_response(fault).await,
         Plan::Refuse(response) => return response,
     };
     let tokens = reply::tokens(&reply::answer(&c));
