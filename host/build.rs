@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 
 fn main() {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // Read at run time, not baked in at compile time: a build-script binary
+    // reused from a clone at another path (shared target dir) must still
+    // look at this clone's file.
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let policy = manifest.join("../policy/dist/policy.wasm");
     println!("cargo::rustc-check-cfg=cfg(default_policy)");
     println!("cargo::rerun-if-changed={}", policy.display());

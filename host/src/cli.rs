@@ -59,12 +59,15 @@ pub enum Command {
     Body,
     /// Print the draft-04 JSON Schema of a chat request.
     Schema,
-    /// Run the chat service.
+    /// Run the chat service (HTTP + WebSocket). Environment: MANGA_ENV
+    /// (dev|staging|prod, default dev), MANGAASSIST_<KEY> overrides any
+    /// configuration key, MANGAASSIST_LOG filters logs. With no configuration
+    /// it answers from the embedded Bedrock emulator, offline.
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Configuration file (TOML).
+        /// Address to listen on [default: 127.0.0.1:8080, or the configuration's `listen`].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Configuration file (TOML, with optional [env.dev|staging|prod] sections).
         #[arg(long)]
         config: Option<PathBuf>,
     },

@@ -92,6 +92,15 @@ pub fn cache_key_wasm(sandbox: &Sandbox, line: &str) -> String {
     }
 }
 
+/// SPEC 2 violations of a request's JSON text, through the policy component.
+pub fn validate_wasm(sandbox: &Sandbox, line: &str) -> String {
+    match sandbox.validate_request(line) {
+        Ok(Ok(violations)) => to_line(&violations),
+        Ok(Err(f)) => error_line(&f.code, &f.message),
+        Err(e) => error_line(e.code(), &e.to_string()),
+    }
+}
+
 /// `cache-key`: the SPEC 7 key of a Claude body.
 pub fn cache_key(line: &str) -> String {
     match serde_json::from_str::<Value>(line) {

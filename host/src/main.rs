@@ -13,13 +13,14 @@ use mangaassist_host::active_policy::{ActivePolicy, PolicySource};
 use mangaassist_host::commands;
 use mangaassist_host::emulator::{self, EmulatorConfig, Latency};
 use mangaassist_host::lines;
+use mangaassist_host::service;
 use mangaassist_host::sandbox::{Limits, Runtime};
 
 use crate::cli::{Cli, Command, Engine};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    init_logs(matches!(cli.command, Command::Serve { .. }));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -95,9 +96,7 @@ fn run(cli: Cli) -> Result<(), String> {
             },
             listen,
         ),
-        Command::Serve { .. } => {
-            Err("this subcommand is not built yet: the service arrives with issue 6".to_string())
-        }
+        Command::Serve { listen, config } => run_service(listen, config.as_deref()),
     }
 }
 
@@ -112,16 +111,66 @@ fn active_policy(path: Option<&Path>) -> Result<Arc<ActivePolicy>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Logs go to stderr (stdout carries the answers); `MANGAASSIST_LOG` filters.
-fn init_logs() {
+/// Logs go to stderr (stdout carries the answers); `MANGAASSIST_LOG`
+/// filters. The service logs JSON in staging and prod, for log pipelines.
+fn init_logs(service: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MANGAASSIST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let json = service
+        && std::env::var("MANGA_ENV").is_ok_and(|e| e == "prod" || e == "staging");
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
         .with_ansi(false)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+/// `serve`: MANGA_ENV, the configuration file and MANGAASSIST_* variables,
+/// then the service until SIGTERM or Ctrl-C, then a graceful drain.
+fn run_service(listen: Option<std::net::SocketAddr>, config: Option<&Path>) -> Result<(), String> {
+    let environment = std::env::var("MANGA_ENV").unwrap_or_else(|_| "dev".to_string());
+    let file_text = match config {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read configuration file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let overrides: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("MANGAASSIST_"))
+        .collect();
+    let mut resolved = service::config::resolve(&environment, file_text.as_deref(), &overrides)?;
+    if let Some(listen) = listen {
+        resolved.service.listen = listen;
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start tokio: {e}"))?;
+    runtime.block_on(async {
+        let server = service::server::start(resolved).await?;
+        println!("mangaassist listening on http://{}/", server.addr());
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
 }
 
 /// `emulator`: serves until Ctrl-C.

@@ -218,11 +218,16 @@ struct Live {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckAnswer {
-    valid: bool,
-    code: Option<String>,
-    detail: Option<String>,
-    sanitized: String,
-    estimated_tokens: u64,
+    /// No check failed.
+    pub valid: bool,
+    /// Code of the first failing check.
+    pub code: Option<String>,
+    /// Its explanation.
+    pub detail: Option<String>,
+    /// SPEC 4 form of the message.
+    pub sanitized: String,
+    /// SPEC 5 reference estimate.
+    pub estimated_tokens: u64,
 }
 
 impl From<CheckReport> for CheckAnswer {
@@ -235,6 +240,17 @@ impl From<CheckReport> for CheckAnswer {
             estimated_tokens: r.estimated_tokens,
         }
     }
+}
+
+/// One SPEC 2 violation, field for field the core's `Violation` JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// JSON Pointer to the offending value.
+    pub path: String,
+    /// Stable snake_case code.
+    pub code: String,
+    /// Explanation.
+    pub message: String,
 }
 
 /// The guest's own refusal of an input (not a sandbox failure).
@@ -353,6 +369,33 @@ impl Sandbox {
                 .call_cache_key(store, body_json)
                 .map(|r| {
                     r.map_err(|f| GuestFailure {
+                        code: f.code,
+                        message: f.message,
+                    })
+                })
+        })
+    }
+
+    /// Every contract violation of a request's JSON text (empty: it conforms).
+    pub fn validate_request(
+        &self,
+        request_json: &str,
+    ) -> Result<Result<Vec<Violation>, GuestFailure>, SandboxError> {
+        self.with_live(|store, policy| {
+            policy
+                .mangaassist_policy_checks()
+                .call_validate_request(store, request_json)
+                .map(|r| {
+                    r.map(|list| {
+                        list.into_iter()
+                            .map(|v| Violation {
+                                path: v.path,
+                                code: v.code,
+                                message: v.message,
+                            })
+                            .collect()
+                    })
+                    .map_err(|f| GuestFailure {
                         code: f.code,
                         message: f.message,
                     })

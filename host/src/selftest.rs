@@ -1,16 +1,17 @@
 //! The conformance corpus as a policy's entrance exam: a candidate policy
-//! component must answer every `check` and `cache_key` vector byte for byte
-//! before it may serve (the other suites need APIs the policy world does not
-//! export). The vectors are embedded so a deployed binary carries its exam.
+//! component must answer every `check`, `cache_key` and `contract` vector
+//! byte for byte before it may serve (the other suites need APIs the policy
+//! world does not export). The vectors are embedded so a deployed binary carries its exam.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::commands::{cache_key_wasm, check_wasm};
+use crate::commands::{cache_key_wasm, check_wasm, validate_wasm};
 use crate::sandbox::Sandbox;
 
 const CHECK: &str = include_str!("../../tests/corpus/check.jsonl");
 const CACHE_KEY: &str = include_str!("../../tests/corpus/cache_key.jsonl");
+const CONTRACT: &str = include_str!("../../tests/corpus/contract.jsonl");
 
 #[derive(Deserialize)]
 struct Vector<'a> {
@@ -74,6 +75,9 @@ pub fn run(sandbox: &Sandbox) -> Result<usize, SelfTestError> {
     })?;
     passed += suite("cache_key", CACHE_KEY, |input| {
         Ok(cache_key_wasm(sandbox, input.get()))
+    })?;
+    passed += suite("contract", CONTRACT, |input| {
+        Ok(validate_wasm(sandbox, input.get()))
     })?;
     Ok(passed)
 }

@@ -4,6 +4,7 @@
 use std::cell::OnceCell;
 
 use mangaassist_core::api::{cache_key_report, check_report};
+use mangaassist_core::contract::validate_request;
 use mangaassist_core::policy::Policy;
 
 #[allow(
@@ -15,7 +16,7 @@ mod bindings {
     wit_bindgen::generate!({ world: "policy", path: "wit" });
 }
 
-use bindings::exports::mangaassist::policy::checks::{CheckReport, Failure, Guest};
+use bindings::exports::mangaassist::policy::checks::{CheckReport, Failure, Guest, Violation};
 
 thread_local! {
     // Compiled once per instance: a binding cache, not behaviour.
@@ -49,6 +50,22 @@ impl Guest for Component {
                 },
             }
         })
+    }
+
+    fn validate_request(request_json: String) -> Result<Vec<Violation>, Failure> {
+        let request: serde_json::Value =
+            serde_json::from_str(&request_json).map_err(|e| Failure {
+                code: "invalid_json".into(),
+                message: e.to_string(),
+            })?;
+        Ok(validate_request(&request)
+            .into_iter()
+            .map(|v| Violation {
+                path: v.path,
+                code: v.code.into(),
+                message: v.message,
+            })
+            .collect())
     }
 
     fn cache_key(body_json: String) -> Result<String, Failure> {

@@ -9,6 +9,7 @@ use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 
 /// One region's failure, as logged and reported.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RegionFailure {
     /// The region.
     pub region: String,

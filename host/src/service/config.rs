@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use mangaassist_core::models::Catalog;
+
 use crate::bedrock::profile::EnvProfile;
 
 /// Where answers come from.
@@ -27,8 +29,11 @@ pub enum BedrockMode {
 pub struct ServiceConfig {
     /// Listen address.
     pub listen: SocketAddr,
-    /// End-to-end budget of the synchronous path, ms (504 past it).
+    /// End-to-end budget of the synchronous path, ms (504 past it); also
+    /// the time a client gets to send its request body (408 past it).
     pub sync_budget_ms: u64,
+    /// Budget of a streamed (WebSocket) answer, ms.
+    pub stream_budget_ms: u64,
     /// Largest request body, bytes (413 past it).
     pub max_body_bytes: usize,
     /// Overall requests per second, and burst.
@@ -59,6 +64,17 @@ pub struct ServiceConfig {
     pub regions: Vec<String>,
     /// Model key tried after every region failed the selected one.
     pub fallback_model: Option<String>,
+    /// Models, prices and the selection rule (SPEC 8), as `[catalog]` in
+    /// the core's camelCase field names.
+    pub catalog: Catalog,
+    /// The embedded emulator's time to first token, ms (emulator mode).
+    pub emulator_ttft_ms: u64,
+    /// The embedded emulator's time per token, ms (emulator mode).
+    pub emulator_per_token_ms: u64,
+    /// Directory served at `/` (the chat widget); none: no page.
+    pub web_root: Option<PathBuf>,
+    /// How long in-flight requests may take to finish at shutdown, ms.
+    pub drain_ms: u64,
 }
 
 impl Default for ServiceConfig {
@@ -66,6 +82,7 @@ impl Default for ServiceConfig {
         ServiceConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             sync_budget_ms: 3_000,
+            stream_budget_ms: 30_000,
             max_body_bytes: 64 * 1024,
             rate_per_second: 100,
             rate_burst: 200,
@@ -85,6 +102,11 @@ impl Default for ServiceConfig {
                 "ap-northeast-1".into(),
             ],
             fallback_model: Some("haiku".into()),
+            catalog: Catalog::spec_default(),
+            emulator_ttft_ms: 150,
+            emulator_per_token_ms: 8,
+            web_root: Some(PathBuf::from("web-demo")),
+            drain_ms: 10_000,
         }
     }
 }
@@ -119,7 +141,8 @@ pub fn resolve(
     overrides: &[(String, String)],
 ) -> Result<Resolved, String> {
     let profile = EnvProfile::named(environment)?;
-    let mut table = ServiceConfig::default_table();
+    // Missing keys take ServiceConfig::default() (serde(default)).
+    let mut table = toml::Table::new();
     if let Some(text) = file_text {
         let file: File = toml::from_str(text).map_err(|e| format!("configuration file: {e}"))?;
         if let Some(unknown) = file.env.keys().find(|k| EnvProfile::named(k).is_err()) {
@@ -153,6 +176,16 @@ pub fn resolve(
     if service.regions.is_empty() {
         return Err("configuration: regions must name at least one region".into());
     }
+    service
+        .catalog
+        .validate()
+        .map_err(|e| format!("configuration: catalog: {e}"))?;
+    if let Some(fallback) = &service.fallback_model {
+        service
+            .catalog
+            .get(fallback)
+            .map_err(|e| format!("configuration: fallback_model: {e}"))?;
+    }
     Ok(Resolved {
         environment: environment.to_string(),
         service,
@@ -163,54 +196,6 @@ pub fn resolve(
 fn merge(into: &mut toml::Table, from: toml::Table) {
     for (k, v) in from {
         into.insert(k, v);
-    }
-}
-
-impl ServiceConfig {
-    /// The defaults as a TOML table, so files and overrides merge key by key.
-    fn default_table() -> toml::Table {
-        let d = ServiceConfig::default();
-        let mut t = toml::Table::new();
-        t.insert("listen".into(), d.listen.to_string().into());
-        t.insert("sync_budget_ms".into(), (d.sync_budget_ms as i64).into());
-        t.insert("max_body_bytes".into(), (d.max_body_bytes as i64).into());
-        t.insert(
-            "rate_per_second".into(),
-            i64::from(d.rate_per_second).into(),
-        );
-        t.insert("rate_burst".into(), i64::from(d.rate_burst).into());
-        t.insert(
-            "client_rate_per_second".into(),
-            i64::from(d.client_rate_per_second).into(),
-        );
-        t.insert(
-            "client_rate_burst".into(),
-            i64::from(d.client_rate_burst).into(),
-        );
-        t.insert("cache_ttl_secs".into(), (d.cache_ttl_secs as i64).into());
-        t.insert("cache_capacity".into(), (d.cache_capacity as i64).into());
-        t.insert(
-            "session_ttl_secs".into(),
-            (d.session_ttl_secs as i64).into(),
-        );
-        t.insert("max_sessions".into(), (d.max_sessions as i64).into());
-        t.insert(
-            "policy_call_timeout_ms".into(),
-            (d.policy_call_timeout_ms as i64).into(),
-        );
-        t.insert(
-            "policy_max_memory_mib".into(),
-            (d.policy_max_memory_mib as i64).into(),
-        );
-        t.insert("bedrock".into(), "emulator".into());
-        t.insert(
-            "regions".into(),
-            toml::Value::Array(d.regions.iter().map(|r| r.as_str().into()).collect()),
-        );
-        if let Some(f) = d.fallback_model {
-            t.insert("fallback_model".into(), f.into());
-        }
-        t
     }
 }
 

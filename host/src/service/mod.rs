@@ -1,5 +1,15 @@
-//! The chat service (issue 6, under construction): so far its configuration, rate limits and session store.
+//! The chat service (SPEC 10): HTTP and WebSocket over the sandboxed policy,
+//! the Bedrock invoker, a response cache, sessions, rate limits and metrics.
+//! The request path itself is [`chat::handle`].
 
+pub mod app;
+pub mod cache;
+pub mod chat;
 pub mod config;
+pub mod errors;
+pub mod http;
 pub mod limits;
+pub mod metrics;
+pub mod server;
 pub mod sessions;
+pub mod ws;

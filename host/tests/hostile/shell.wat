@@ -5,6 +5,7 @@
 ;;                 sanitized (ptr,len) @28, estimated-tokens u64 @40
 ;;   result<string, failure>: tag u8 @0, payload @4
 ;;   string results: (ptr,len) pair
+;;   result<list<violation>, failure>: tag u8 @0, list (ptr,len) @4
 (component
   (core module $m
     (memory (export "memory") 1)
@@ -29,6 +30,9 @@
     ;; ok("") for every body.
     (func (export "cache-key") (param i32 i32) (result i32)
       (i32.const 2048))
+    ;; ok([]) (no violation) for every request.
+    (func (export "validate-request") (param i32 i32) (result i32)
+      (i32.const 2048))
     (func (export "version") (result i32)
       (i32.const 1024))
   )
@@ -43,6 +47,11 @@
   (type $key-res (result string (error $failure)))
   (type $key-ty (func (param "body-json" string) (result $key-res)))
   (type $version-ty (func (result string)))
+  (type $violation (record (field "path" string) (field "code" string) (field "message" string)))
+  (type $val-res (result (list $violation) (error $failure)))
+  (type $val-ty (func (param "request-json" string) (result $val-res)))
+  (func $validate (type $val-ty)
+    (canon lift (core func $i "validate-request") (memory $memory) (realloc $realloc) string-encoding=utf8))
   (func $check (type $check-ty)
     (canon lift (core func $i "check") (memory $memory) (realloc $realloc) string-encoding=utf8))
   (func $cache-key (type $key-ty)
@@ -60,18 +69,27 @@
     (type $key-res (result string (error $failure-in)))
     (import "import-func-cache-key" (func $cache-key (param "body-json" string) (result $key-res)))
     (import "import-func-version" (func $version (result string)))
+    (type $violation (record (field "path" string) (field "code" string) (field "message" string)))
+    (import "import-type-violation" (type $violation-in (eq $violation)))
+    (type $val-res (result (list $violation-in) (error $failure-in)))
+    (import "import-func-validate-request" (func $validate (param "request-json" string) (result $val-res)))
     (export $report-out "check-report" (type $report-in))
     (export $failure-out "failure" (type $failure-in))
     (export "check" (func $check) (func (param "message" string) (result $report-out)))
     (type $key-res-out (result string (error $failure-out)))
     (export "cache-key" (func $cache-key) (func (param "body-json" string) (result $key-res-out)))
+    (export $violation-out "violation" (type $violation-in))
+    (type $val-res-out (result (list $violation-out) (error $failure-out)))
+    (export "validate-request" (func $validate) (func (param "request-json" string) (result $val-res-out)))
     (export "version" (func $version))
   )
   (instance $checks (instantiate $shim
     (with "import-func-check" (func $check))
     (with "import-func-cache-key" (func $cache-key))
     (with "import-func-version" (func $version))
+    (with "import-func-validate-request" (func $validate))
+    (with "import-type-violation" (type $violation))
     (with "import-type-check-report" (type $report))
     (with "import-type-failure" (type $failure))))
-  (export "mangaassist:policy/checks@0.1.0" (instance $checks))
+  (export "mangaassist:policy/checks@0.2.0" (instance $checks))
 )
