@@ -323,11 +323,23 @@ impl Invoker {
                         if !failure.fail_over {
                             return Err(InvokeError::Rejected(failure));
                         }
+                        // Cut short by the request's budget, not by the
+                        // model's own timeout: the region is slow for this
+                        // request, not failing; no cooldown.
+                        let cut_by_budget = per_call < Duration::from_millis(model.timeout_ms)
+                            && Instant::now() >= deadline;
+                        if cut_by_budget {
+                            failures.push(failure);
+                            return Err(InvokeError::Deadline(budget, failures));
+                        }
                         self.health.record_failure(index, &failure.to_string());
                         failures.push(failure);
                     }
                 }
             }
+        }
+        if Instant::now() >= deadline {
+            return Err(InvokeError::Deadline(budget, failures));
         }
         Err(InvokeError::Exhausted(failures))
     }

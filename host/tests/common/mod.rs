@@ -7,6 +7,9 @@
     reason = "each test crate uses a subset; a failed expectation is the test failing"
 )]
 
+pub mod http;
+pub mod service;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
