@@ -13,8 +13,8 @@ use mangaassist_host::active_policy::{ActivePolicy, PolicySource};
 use mangaassist_host::commands;
 use mangaassist_host::emulator::{self, EmulatorConfig, Latency};
 use mangaassist_host::lines;
-use mangaassist_host::service;
 use mangaassist_host::sandbox::{Limits, Runtime};
+use mangaassist_host::service;
 
 use crate::cli::{Cli, Command, Engine};
 
@@ -116,8 +116,7 @@ fn active_policy(path: Option<&Path>) -> Result<Arc<ActivePolicy>, String> {
 fn init_logs(service: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MANGAASSIST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = service
-        && std::env::var("MANGA_ENV").is_ok_and(|e| e == "prod" || e == "staging");
+    let json = service && std::env::var("MANGA_ENV").is_ok_and(|e| e == "prod" || e == "staging");
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

@@ -50,15 +50,14 @@ fn action(addr: SocketAddr, action: &str, session: &str) -> Response {
 
 /// Every error body has the SPEC 10 shape.
 fn assert_error(r: &Response, status: u16, code: &str) {
-    assert_eq!(
-        r.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
     let body = r.json();
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
     assert!(body["error"]["details"].is_array(), "{body}");
 }
 
@@ -86,8 +85,13 @@ fn a_message_is_answered_and_its_repeat_comes_from_the_cache() {
         "the repeat must not reach Bedrock"
     );
     let metrics = String::from_utf8(get(running.addr(), "/metrics").body).unwrap();
-    assert!(metrics.contains(r#"mangaassist_cache_lookups_total{outcome="hit"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"mangaassist_bedrock_invocations_total{region="us-east-1",outcome="answered"} 1"#));
+    assert!(
+        metrics.contains(r#"mangaassist_cache_lookups_total{outcome="hit"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        r#"mangaassist_bedrock_invocations_total{region="us-east-1",outcome="answered"} 1"#
+    ));
     assert!(metrics.contains(r#"mangaassist_requests_total{route="chat",status="200"} 2"#));
     assert!(metrics.contains("mangaassist_tokens_total{direction=\"output\"}"));
     assert!(metrics.contains("mangaassist_cost_usd_total"));
@@ -100,8 +104,15 @@ fn each_refusal_has_its_status_and_code() {
     let addr = running.addr();
     // 400: not JSON, not UTF-8, contract (every violation listed).
     assert_error(&post_chat(addr, b"{\"action\":"), 400, "invalid_json");
-    assert_error(&post_chat(addr, b"{\"action\":\"\xff\"}"), 400, "invalid_utf8");
-    let r = post_chat(addr, br#"{"action":"sendMessag","data":{"mesage":"x"},"x":1}"#);
+    assert_error(
+        &post_chat(addr, b"{\"action\":\"\xff\"}"),
+        400,
+        "invalid_utf8",
+    );
+    let r = post_chat(
+        addr,
+        br#"{"action":"sendMessag","data":{"mesage":"x"},"x":1}"#,
+    );
     assert_error(&r, 400, "contract_violation");
     let details = r.json()["error"]["details"].as_array().unwrap().clone();
     assert_eq!(details.len(), 3, "{details:?}");
@@ -128,7 +139,11 @@ fn each_refusal_has_its_status_and_code() {
     let none = raw_request("POST", "/v1/chat", &[], b"{}");
     assert_error(&exchange(addr, &none), 415, "unsupported_media_type");
     // 422: the first failing check; and nothing left after sanitizing.
-    assert_error(&send(addr, "<script>alert(1)</script>", None), 422, "disallowed_pattern");
+    assert_error(
+        &send(addr, "<script>alert(1)</script>", None),
+        422,
+        "disallowed_pattern",
+    );
     assert_error(&send(addr, "漫画とкнига", None), 422, "mixed_script");
     assert_error(&send(addr, " \u{3000}\t ", None), 422, "empty_message");
     // 404, 405.
@@ -165,7 +180,11 @@ fn each_refusal_has_its_status_and_code() {
     let started = Instant::now();
     let r = send(addr, "新刊の発売日は？", None);
     assert!(r.status == 504, "{r:?}");
-    assert!(started.elapsed() < Duration::from_millis(1_500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(["budget_exceeded", "bedrock_deadline"].contains(&r.code().as_str()));
 
     // Nothing above was a server fault: still serving.
@@ -214,7 +233,10 @@ fn sessions_keep_history_and_clear_forgets_it() {
     let history = action(addr, "getHistory", SESSION).json();
     let turns = history["turns"].as_array().unwrap();
     assert_eq!(turns.len(), 4, "{history}");
-    assert_eq!(turns[0], json!({"role": "user", "content": "おすすめの漫画は？"}));
+    assert_eq!(
+        turns[0],
+        json!({"role": "user", "content": "おすすめの漫画は？"})
+    );
     assert_eq!(turns[1]["role"], "assistant");
     assert_eq!(turns[1]["content"], a["reply"]);
     assert_eq!(turns[3]["content"], b["reply"]);
@@ -222,7 +244,10 @@ fn sessions_keep_history_and_clear_forgets_it() {
     assert_eq!(cleared, json!({"sessionId": SESSION, "cleared": true}));
     let history = action(addr, "getHistory", SESSION).json();
     assert_eq!(history["turns"], json!([]));
-    assert_eq!(action(addr, "clearSession", SESSION).json()["cleared"], false);
+    assert_eq!(
+        action(addr, "clearSession", SESSION).json()["cleared"],
+        false
+    );
 }
 
 async fn ws_exchange(
@@ -242,7 +267,11 @@ async fn ws_exchange(
         match v["type"].as_str() {
             Some("delta") => deltas.push(v["text"].as_str().unwrap().to_string()),
             Some("response") => {
-                return (deltas, v["status"].as_u64().unwrap() as u16, v["body"].clone());
+                return (
+                    deltas,
+                    v["status"].as_u64().unwrap() as u16,
+                    v["body"].clone(),
+                );
             }
             other => panic!("unexpected frame type {other:?}: {v}"),
         }
@@ -263,7 +292,10 @@ fn the_websocket_streams_replies_and_answers_every_action() {
         };
         let (deltas, status, body) = ws_exchange(&mut ws, ask("進撃の巨人は全何巻？")).await;
         assert_eq!(status, 200, "{body}");
-        assert!(deltas.len() > 5, "the reply should stream in pieces: {deltas:?}");
+        assert!(
+            deltas.len() > 5,
+            "the reply should stream in pieces: {deltas:?}"
+        );
         assert_eq!(deltas.concat(), body["reply"].as_str().unwrap());
         assert_eq!(body["cached"], false);
 
@@ -298,7 +330,11 @@ fn the_websocket_streams_replies_and_answers_every_action() {
     // Shutdown closes open WebSockets instead of waiting on them.
     let started = Instant::now();
     running.shutdown();
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -310,7 +346,10 @@ fn shutdown_lets_an_in_flight_request_finish() {
     running.shutdown();
     let r = pending.join().unwrap();
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(std::net::TcpStream::connect(addr).is_err(), "still accepting after shutdown");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still accepting after shutdown"
+    );
 }
 
 #[test]
@@ -318,7 +357,11 @@ fn the_page_and_health_are_served() {
     let running = serve("");
     let page = get(running.addr(), "/");
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(String::from_utf8_lossy(&page.body).contains("MangaAssist"));
     let health = get(running.addr(), "/healthz").json();
     assert_eq!(health["status"], "ok");
@@ -350,7 +393,12 @@ fn serve_runs_offline_says_so_and_stops_on_sigterm() {
         .unwrap();
     let r = send(addr, "こんにちは", None);
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(r.json()["reply"].as_str().unwrap().contains("エミュレーター"));
+    assert!(
+        r.json()["reply"]
+            .as_str()
+            .unwrap()
+            .contains("エミュレーター")
+    );
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -380,5 +428,10 @@ fn prod_logs_are_json_lines() {
     child.wait().unwrap();
     let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(entry["level"], "INFO", "{entry}");
-    assert!(entry["fields"]["message"].as_str().unwrap().contains("policy loaded"));
+    assert!(
+        entry["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("policy loaded")
+    );
 }

@@ -30,9 +30,10 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed);
     let routes = match &svc.config.web_root {
-        Some(root) => routes.fallback_service(ServeDir::new(root).fallback(
-            axum::routing::any(not_found).with_state(Arc::clone(&svc)),
-        )),
+        Some(root) => routes.fallback_service(
+            ServeDir::new(root)
+                .fallback(axum::routing::any(not_found).with_state(Arc::clone(&svc))),
+        ),
         None => routes.fallback(not_found),
     };
     routes.with_state(svc)

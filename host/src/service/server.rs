@@ -183,8 +183,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     });
 
     spawn_upkeep(Arc::clone(&service), stopping.clone());
-    let app = router(Arc::clone(&service))
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(Arc::clone(&service)).into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.tap_io(|tcp| {
         // Small JSON answers: do not wait for Nagle.
         let _ = tcp.set_nodelay(true);

@@ -51,7 +51,9 @@ impl Response {
 /// Sends `raw` (a whole request, `Connection: close` expected), then reads the response.
 pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     // The server may answer (413) and close before taking every byte.
     let _ = stream.write_all(raw);
     read_response(&mut stream)
@@ -66,7 +68,9 @@ pub fn exchange_partial(
     pause: Duration,
 ) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     stream.write_all(raw).unwrap();
     if then_close {
         stream.shutdown(Shutdown::Write).unwrap();
@@ -132,7 +136,12 @@ pub fn raw_request(method: &str, path: &str, headers: &[&str], body: &[u8]) -> V
 pub fn post_chat(addr: SocketAddr, body: &[u8]) -> Response {
     exchange(
         addr,
-        &raw_request("POST", "/v1/chat", &["Content-Type: application/json"], body),
+        &raw_request(
+            "POST",
+            "/v1/chat",
+            &["Content-Type: application/json"],
+            body,
+        ),
     )
 }
 

@@ -54,7 +54,11 @@ pub fn serve(extra: &str) -> Running {
     let set: toml::Table = toml::from_str(extra).unwrap();
     let mut text: String = defaults
         .lines()
-        .filter(|l| l.split('=').next().is_none_or(|k| !set.contains_key(k.trim())))
+        .filter(|l| {
+            l.split('=')
+                .next()
+                .is_none_or(|k| !set.contains_key(k.trim()))
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     text.push_str(extra);
