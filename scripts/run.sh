@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs `mangaassist` (release build).
-#   scripts/run.sh                 # demo: a few chat messages through `check`
-#   scripts/run.sh check < in.jsonl
-#   scripts/run.sh body | cache-key | schema
+#   scripts/run.sh                 # the chat service on http://127.0.0.1:8080/, offline
+#                                  # (embedded Bedrock emulator; no AWS account needed)
+#   scripts/run.sh serve --listen 0.0.0.0:8080 --config mangaassist.toml
+#   scripts/run.sh check < in.jsonl | body | cache-key | schema | emulator
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+echo "==> setting up (toolchains, policy component); the first run takes a while" >&2
 bash scripts/setup.sh >/dev/null
+# The policy component the service runs in wasmtime (embedded in the binary).
+bash scripts/build-policy.sh
+echo "==> building mangaassist (release)" >&2
 cargo build --release --locked -q -p mangaassist
 bin="$CARGO_TARGET_DIR/release/mangaassist"
 if [ "$#" -gt 0 ]; then
   exec "$bin" "$@"
 fi
-echo "demo: mangaassist check (one JSON line in, one JSON line out)" >&2
-"$bin" check <<'JSONL'
-{"message":"こんにちは！『鬼滅の刃』の最新巻はありますか？"}
-{"message":"  か\u3099んは\u309aる\u200b  "}
-{"message":"<script>alert(1)</script>"}
-{"message":"漫画 Привет"}
-not json
-JSONL
+echo "==> starting the service (Ctrl-C stops it); try:" >&2
+echo "    curl -s localhost:8080/v1/chat -H 'Content-Type: application/json' \\" >&2
+echo "      -d '{\"action\":\"sendMessage\",\"data\":{\"message\":\"ワンピースの最新刊はありますか？\"}}'" >&2
+exec "$bin" serve

@@ -77,13 +77,18 @@ impl SessionStore for MemorySessions {
         let mut entries = self.lock();
         if !entries.contains_key(session_id) && entries.len() >= self.max_sessions {
             entries.retain(|_, e| now.saturating_sub(e.last_used) <= self.ttl);
-            if entries.len() >= self.max_sessions
-                && let Some(oldest) = entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.last_used)
-                    .map(|(k, _)| k.clone())
-            {
-                entries.remove(&oldest);
+            if entries.len() >= self.max_sessions {
+                // Make room for an eighth of the cap at once, least recently
+                // used first: one O(n) pass per n/8 new sessions, not per one.
+                let room = (self.max_sessions / 8).max(1);
+                let mut ages: Vec<Duration> = entries.values().map(|e| e.last_used).collect();
+                let cutoff = *ages.select_nth_unstable(room - 1).1;
+                let mut removed = 0;
+                entries.retain(|_, e| {
+                    let evict = removed < room && e.last_used <= cutoff;
+                    removed += usize::from(evict);
+                    !evict
+                });
             }
         }
         let entry = entries.entry(session_id.to_string()).or_insert(Entry {

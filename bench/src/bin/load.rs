@@ -1,0 +1,250 @@
+//! Load generator for the service (issue 6): starts `mangaassist serve`'s
+//! server in this process, its embedded emulator at zero latency, and drives
+//! POST /v1/chat over keep-alive HTTP/1.1 connections at stepped, fixed
+//! request rates. Open loop: when a connection is still busy with an earlier
+//! answer at a request's scheduled time, its latency counts from that
+//! scheduled time (a stalled server cannot hide its queueing); otherwise from
+//! the moment it is written (the generator's own timer lag, up to a
+//! millisecond, is not the service's).
+//!
+//! Two workloads: `hit` repeats one message (after the first, every request
+//! is answered by the response cache: the service's own path, policy
+//! included), `miss` sends a new message each time (the full path through
+//! the AWS SDK to the emulator).
+//!
+//! `cargo run --release -p mangaassist-bench --bin load -- [hit|miss|both] [seconds] [rates...]`
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mangaassist_host::service::config::resolve;
+use mangaassist_host::service::server::start;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CONNECTIONS: usize = 64;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    Hit,
+    Miss,
+}
+
+struct Step {
+    target: u64,
+    sent: u64,
+    ok: u64,
+    errors: u64,
+    achieved: f64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+}
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let workloads = match args.first().map(String::as_str) {
+        Some("hit") => vec![Workload::Hit],
+        Some("miss") => vec![Workload::Miss],
+        _ => vec![Workload::Hit, Workload::Miss],
+    };
+    let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rates: Vec<u64> = if args.len() > 2 {
+        args[2..].iter().filter_map(|s| s.parse().ok()).collect()
+    } else {
+        vec![500, 1_000, 2_000, 3_000, 5_000, 7_500, 10_000]
+    };
+
+    // The server: 2 workers, like the machine's cores.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let config = "listen = \"127.0.0.1:0\"\nemulator_ttft_ms = 0\nemulator_per_token_ms = 0\n\
+                  rate_per_second = 1000000\nrate_burst = 1000000\n\
+                  client_rate_per_second = 1000000\nclient_rate_burst = 1000000\n";
+    let resolved = resolve("prod", Some(config), &[])?;
+    let server = server_rt.block_on(start(resolved))?;
+    let addr = server.addr();
+
+    // The generator: one thread of its own.
+    let load_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    println!(
+        "service on {addr}; emulator at zero latency; {CONNECTIONS} keep-alive connections; \
+         {seconds} s per step"
+    );
+    for workload in workloads {
+        let name = match workload {
+            Workload::Hit => "hit (response cache)",
+            Workload::Miss => "miss (SDK + emulator)",
+        };
+        println!("\nworkload {name}");
+        println!(
+            "{:>8} {:>10} {:>8} {:>8} {:>10} {:>10} {:>10}",
+            "target/s", "achieved/s", "ok", "errors", "p50 µs", "p99 µs", "max µs"
+        );
+        // Warm: pooled instances, connections, the cached answer.
+        load_rt.block_on(run_step(addr, workload, 200, 1))?;
+        for &rate in &rates {
+            let step = load_rt.block_on(run_step(addr, workload, rate, seconds))?;
+            println!(
+                "{:>8} {:>10.0} {:>8} {:>8} {:>10} {:>10} {:>10}",
+                step.target,
+                step.achieved,
+                step.ok,
+                step.errors,
+                step.p50_us,
+                step.p99_us,
+                step.max_us
+            );
+            let _ = step.sent;
+            if step.achieved < 0.9 * step.target as f64 {
+                println!("(stopped stepping: the service no longer keeps up)");
+                break;
+            }
+        }
+    }
+    server_rt.block_on(server.shutdown());
+    Ok(())
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn request(workload: Workload) -> Vec<u8> {
+    let message = match workload {
+        Workload::Hit => "ワンピースの最新刊はありますか？".to_string(),
+        Workload::Miss => format!(
+            "ワンピースの{}巻はありますか？",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ),
+    };
+    let body = format!(r#"{{"action":"sendMessage","data":{{"message":"{message}"}}}}"#);
+    format!(
+        "POST /v1/chat HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn run_step(
+    addr: SocketAddr,
+    workload: Workload,
+    rate: u64,
+    seconds: u64,
+) -> Result<Step, String> {
+    let total = rate * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = Instant::now() + Duration::from_millis(20);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let next = Arc::clone(&next);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut stream = connect(addr).await?;
+            let mut buf = Vec::with_capacity(4096);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let scheduled = start + interval.mul_f64(i as f64);
+                let busy_past_schedule = Instant::now() > scheduled;
+                tokio::time::sleep_until(scheduled.into()).await;
+                let request = request(workload);
+                let from = if busy_past_schedule {
+                    scheduled
+                } else {
+                    Instant::now()
+                };
+                let ok = exchange(&mut stream, &request, &mut buf).await;
+                match ok {
+                    Ok(200) => latencies.push(from.elapsed().as_micros() as u64),
+                    Ok(_) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        stream = connect(addr).await?;
+                    }
+                }
+            }
+            Ok::<_, String>((latencies, errors))
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.map_err(|e| e.to_string())??;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    Ok(Step {
+        target: rate,
+        sent: total,
+        ok: latencies.len() as u64,
+        errors,
+        achieved: latencies.len() as f64 / elapsed,
+        p50_us: pick(0.50),
+        p99_us: pick(0.99),
+        max_us: latencies.last().copied().unwrap_or(0),
+    })
+}
+
+async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// Writes one request and reads one response; returns its status.
+async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> Result<u16, String> {
+    stream.write_all(request).await.map_err(|e| e.to_string())?;
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).map_err(|e| e.to_string())?;
+            let status: u16 = head
+                .get(9..12)
+                .and_then(|s| s.parse().ok())
+                .ok_or("bad status line")?;
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .ok_or("no content-length")?;
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("connection closed mid-body".into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Ok(status);
+        }
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
