@@ -213,7 +213,11 @@ async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
 }
 
 /// Writes one request and reads one response; returns its status.
-async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> Result<u16, String> {
+async fn exchange(
+    stream: &mut TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<u16, String> {
     stream.write_all(request).await.map_err(|e| e.to_string())?;
     buf.clear();
     let mut chunk = [0u8; 4096];
