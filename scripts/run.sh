@@ -11,13 +11,16 @@ echo "==> setting up (toolchains, policy component); the first run takes a while
 bash scripts/setup.sh >/dev/null
 # The policy component the service runs in wasmtime (embedded in the binary).
 bash scripts/build-policy.sh
+# The chat page at / uses the npm package (wasm/pkg) through web-demo/.
+bash scripts/build-wasm.sh
+bash scripts/build-web-demo.sh
 echo "==> building mangaassist (release)" >&2
 cargo build --release --locked -q -p mangaassist
 bin="$CARGO_TARGET_DIR/release/mangaassist"
 if [ "$#" -gt 0 ]; then
   exec "$bin" "$@"
 fi
-echo "==> starting the service (Ctrl-C stops it); try:" >&2
+echo "==> starting the service (Ctrl-C stops it): open http://127.0.0.1:8080/ or try" >&2
 echo "    curl -s localhost:8080/v1/chat -H 'Content-Type: application/json' \\" >&2
 echo "      -d '{\"action\":\"sendMessage\",\"data\":{\"message\":\"ワンピースの最新刊はありますか？\"}}'" >&2
 exec "$bin" serve

@@ -61,6 +61,22 @@ if [ "$(wasm-tools --version 2>/dev/null | cut -d' ' -f2)" != "$wasm_tools_versi
   cargo install --quiet wasm-tools --version "$wasm_tools_version"
 fi
 
+# --- The widget's end-to-end tests: Debian's Chromium (TOOLCHAIN.md: a
+# playwright browser download fails here), CJK fonts so Japanese renders in
+# screenshots, and playwright-core from npm (pinned by its lock file).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing+=(fonts-noto-cjk)
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "apt-get install ${missing[*]} (widget tests in headless Chromium)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ]; then
+  say "npm ci in tests/e2e (playwright-core)"
+  (cd "$here/tests/e2e" && npm ci --no-audit --no-fund --silent)
+fi
+
 py_unicode=$(python3 -c 'import unicodedata; print(unicodedata.unidata_version)')
 case "$py_unicode" in
   14.*) ;;

@@ -37,4 +37,8 @@ node --test tests/node/corpus.test.mjs
 step "wasm: npm pack, install into a scratch project, import, require, tsc --strict"
 bash tests/node/pack.sh
 
+step "web-demo: the chat widget against the service, in headless Chromium"
+bash scripts/build-web-demo.sh
+E2E_MANGAASSIST_BIN="$CARGO_TARGET_DIR/debug/mangaassist" node --test tests/e2e/
+
 step "done: all checks passed in $((SECONDS - start)) s"
