@@ -64,7 +64,7 @@ function update() {
   ui.chars.classList.toggle("over", c.chars > MAX_CHARS);
   ui.bytes.textContent = c.bytes.toLocaleString("en");
   ui.bytes.classList.toggle("over", c.bytes > MAX_BYTES);
-  ui.tokens.textContent = c.tokens.toLocaleString("en");
+  ui.tokens.textContent = c.estimatedTokens.toLocaleString("en");
   ui.cost.textContent = `$${c.cost.toFixed(6)}`;
   ui.model.textContent = c.model.key;
   const typed = ui.message.value.length > 0;

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::body::{BodySettings, ClaudeBody, DEFAULT_SYSTEM_PROMPT, Turn, build_body};
 use crate::cache_key::cache_key;
+use crate::contract::validate_request;
 use crate::error::Error;
 use crate::models::{Catalog, ModelPreference};
 use crate::policy::Policy;
@@ -130,6 +131,109 @@ pub fn body_report(catalog: &Catalog, input: &BodyInput) -> Result<BodyReport, E
         },
         cache_key: cache_key(&as_json)?,
         body,
+    })
+}
+
+/// Input of `precheck`: a message as a client is about to send it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrecheckInput {
+    /// The raw message.
+    pub message: String,
+    /// The session it belongs to, if any.
+    pub session_id: Option<String>,
+    /// `modelPreference` as the client would send it (checked by the contract).
+    pub model_preference: Option<String>,
+}
+
+/// Why a message would be refused, and in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// A contract violation code, a check code, or `empty_message`.
+    pub code: &'static str,
+    /// Plain explanation.
+    pub detail: String,
+}
+
+/// Code of a message that is empty once sanitized.
+pub const EMPTY_MESSAGE: &str = "empty_message";
+/// Explanation of [`EMPTY_MESSAGE`].
+pub const EMPTY_MESSAGE_DETAIL: &str =
+    "the message is empty once invisible characters and outer whitespace are removed";
+
+/// Answer of `precheck`: what a client shows while the user types, and
+/// whether the service would refuse the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrecheckReport {
+    /// Unicode code points.
+    pub chars: u64,
+    /// UTF-8 bytes.
+    pub bytes: u64,
+    /// SPEC 5 reference estimate of the message as given.
+    pub estimated_tokens: u64,
+    /// SPEC 4 form of the message.
+    pub sanitized: String,
+    /// The model the service would choose for it.
+    pub model: ModelChoice,
+    /// The first reason the service would refuse it, in the service's
+    /// order: the contract (400), the checks (422), nothing left (422).
+    pub refusal: Option<Refusal>,
+}
+
+/// Pre-checks a message as the service will check a `sendMessage` of it.
+pub fn precheck_report(
+    policy: &Policy,
+    catalog: &Catalog,
+    input: &PrecheckInput,
+) -> Result<PrecheckReport, Error> {
+    let mut data = serde_json::Map::new();
+    data.insert("message".into(), Value::String(input.message.clone()));
+    if let Some(id) = &input.session_id {
+        data.insert("sessionId".into(), Value::String(id.clone()));
+    }
+    if let Some(p) = &input.model_preference {
+        data.insert("modelPreference".into(), Value::String(p.clone()));
+    }
+    let mut request = serde_json::Map::new();
+    request.insert("action".into(), Value::String("sendMessage".into()));
+    request.insert("data".into(), Value::Object(data));
+    let violations = validate_request(&Value::Object(request));
+
+    let report = check_report(policy, &input.message);
+    // An invalid preference is a violation above; select as `auto` meanwhile.
+    let preference = input
+        .model_preference
+        .as_deref()
+        .and_then(|p| serde_json::from_value(Value::String(p.into())).ok())
+        .unwrap_or_default();
+    let key = catalog.select(preference, &report.sanitized);
+    let spec = catalog.get(key)?;
+    let refusal = match (violations.into_iter().next(), report.code) {
+        (Some(v), _) => Some(Refusal {
+            code: v.code,
+            detail: v.message,
+        }),
+        (None, Some(code)) => Some(Refusal {
+            code,
+            detail: report.detail.unwrap_or_default(),
+        }),
+        (None, None) if report.sanitized.is_empty() => Some(Refusal {
+            code: EMPTY_MESSAGE,
+            detail: EMPTY_MESSAGE_DETAIL.into(),
+        }),
+        (None, None) => None,
+    };
+    Ok(PrecheckReport {
+        chars: input.message.chars().count() as u64,
+        bytes: input.message.len() as u64,
+        estimated_tokens: report.estimated_tokens,
+        model: ModelChoice {
+            key: key.to_string(),
+            id: spec.model_id.clone(),
+        },
+        sanitized: report.sanitized,
+        refusal,
     })
 }
 

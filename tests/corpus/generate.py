@@ -517,6 +517,31 @@ def assert_unicode14_safe(name, value):
             sys.exit(f"vector {name}: U+{ord(ch):04X} is unassigned in Unicode 14; keep it out")
 
 
+# --------------------------------------------------------------------------
+# Pre-check (what a client shows before sending; the service's refusal order)
+# --------------------------------------------------------------------------
+
+def precheck_cases():
+    cases = {f"message_{n}": {"message": m} for n, m in CHECK_CASES.items()}
+    cases.update({
+        "with_session": {"message": "在庫はありますか", "sessionId": SID},
+        "bad_session": {"message": "在庫はありますか", "sessionId": "123E4567-E89B-42D3-A456-426614174000"},
+        "fast": {"message": "漫画" * 200, "modelPreference": "fast"},
+        "quality": {"message": "hi", "modelPreference": "quality"},
+        "auto_long": {"message": "漫画" * 200, "modelPreference": "auto"},
+        "bad_preference": {"message": "hi", "modelPreference": "best"},
+        "empty": {"message": ""},
+        "only_whitespace": {"message": " \u3000\t "},
+        "only_zero_width_is_control": {"message": "\u200b"},
+        "too_long_chars": {"message": "a" * 4001},
+        "too_long_and_script": {"message": "<script>" + "a" * 4000},
+        "script_with_bad_session": {"message": "<script>", "sessionId": "x"},
+        "decomposed_sanitized": {"message": "  か\u3099んは\u309aる\u3000"},
+        "four_thousand_emoji": {"message": "😀" * 4000},
+    })
+    return cases
+
+
 def build():
     suites = {}
     suites["check"] = [vec(n, {"message": m}, ref.check_report(m)) for n, m in CHECK_CASES.items()] + SPEC_ONLY_CHECK
@@ -532,6 +557,7 @@ def build():
     ] + SPEC_ONLY_CACHE
     suites["body"] = [vec(n, b, ref.body_report(b)) for n, b in BODY_CASES.items()]
     suites["contract"] = [vec(n, d, ref.validate(d)) for n, d in CONTRACT_CASES.items()]
+    suites["precheck"] = [vec(n, i, ref.precheck(i)) for n, i in precheck_cases().items()]
     for vectors in suites.values():
         for v in vectors:
             if v.get("by") != "spec":

@@ -273,3 +273,39 @@ def validate(doc):
         if "timestamp" in meta:
             want("/metadata/timestamp", meta["timestamp"], "integer", "an")
     return out
+
+
+# Pre-check (the widget's view of a message about to be sent; the service's order)
+EMPTY_MESSAGE_DETAIL = "the message is empty once invisible characters and outer whitespace are removed"
+
+
+def precheck(inp):
+    message = inp["message"]
+    data = {"message": message}
+    if "sessionId" in inp:
+        data["sessionId"] = inp["sessionId"]
+    if "modelPreference" in inp:
+        data["modelPreference"] = inp["modelPreference"]
+    violations = validate({"action": "sendMessage", "data": data})
+    code, detail = check(message)
+    sanitized = sanitize(message)
+    preference = inp.get("modelPreference", "auto")
+    if preference not in ("auto", "fast", "quality"):
+        preference = "auto"
+    key = select_model(preference, sanitized)
+    if violations:
+        refusal = {"code": violations[0]["code"], "detail": violations[0]["message"]}
+    elif code is not None:
+        refusal = {"code": code, "detail": detail}
+    elif sanitized == "":
+        refusal = {"code": "empty_message", "detail": EMPTY_MESSAGE_DETAIL}
+    else:
+        refusal = None
+    return {
+        "chars": len(message),
+        "bytes": len(message.encode("utf-8")),
+        "estimatedTokens": estimate(message),
+        "sanitized": sanitized,
+        "model": {"key": key, "id": CATALOG[key]["id"]},
+        "refusal": refusal,
+    }

@@ -45,6 +45,7 @@ const suites = {
   cache_key: (v) => guarded(() => ({ cacheKey: m.cacheKey(v.rawInput) })),
   body: (v) => guarded(() => m.buildBody(v.input)),
   contract: (v) => m.validateRequest(v.input),
+  precheck: (v) => guarded(() => m.precheck(v.input)),
 };
 
 for (const [suite, answer] of Object.entries(suites)) {

@@ -131,6 +131,44 @@ export interface MangaAssistError extends Error {
     | "internal";
 }
 
+/** Input of {@link precheck}: a message as the client is about to send it. */
+export interface PrecheckInput {
+  message: string;
+  sessionId?: string;
+  modelPreference?: string;
+}
+
+/** Why the service would refuse a message. */
+export interface Refusal {
+  /** A contract violation code, a check code, or "empty_message". */
+  code: ViolationCode | CheckCode | "empty_message";
+  /** A plain explanation (English, from the core). */
+  detail: string;
+}
+
+/** Answer of {@link precheck}. */
+export interface PrecheckReport {
+  /** Unicode code points. */
+  chars: number;
+  /** UTF-8 bytes (the check limit is 16384). */
+  bytes: number;
+  /** Reference token estimate of the message as given. */
+  estimatedTokens: number;
+  /** The message as it goes into the prompt. */
+  sanitized: string;
+  /** The model the service would choose. */
+  model: ModelChoice;
+  /** The service's first refusal (contract, then checks, then empty), or null. */
+  refusal: Refusal | null;
+}
+
+/**
+ * Everything a chat widget shows while the user types, in one call: counts,
+ * estimate, sanitized text, the model the service would pick, and the
+ * service's first refusal of a sendMessage of this message.
+ */
+export function precheck(input: PrecheckInput): PrecheckReport;
+
 /** Checks, sanitizes and estimates a message; a policy object overrides SPEC's. */
 export function check(message: string, policy?: PolicyConfig | null): CheckReport;
 /** Every violation of the request contract; empty when the request is valid. */

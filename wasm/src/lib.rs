@@ -4,7 +4,8 @@
 use std::cell::OnceCell;
 
 use mangaassist_core::api::{
-    BodyInput, ErrorReport, ModelChoice, body_report, cache_key_report, check_report,
+    BodyInput, ErrorReport, ModelChoice, PrecheckInput, body_report, cache_key_report,
+    check_report, precheck_report,
 };
 use mangaassist_core::contract::validate_request;
 use mangaassist_core::models::{Catalog, ModelPreference};
@@ -59,6 +60,18 @@ pub fn check(message: &str, policy: JsValue) -> Result<JsValue, JsValue> {
     let config: PolicyConfig = from_js(policy)?;
     let policy = Policy::new(&config).map_err(|e| js_error(&ErrorReport::from(&e)))?;
     to_js(&check_report(&policy, message))
+}
+
+/// What a chat widget shows while the user types, and the service's first
+/// refusal of the message if it were sent: one call, one pass.
+#[wasm_bindgen]
+pub fn precheck(input: JsValue) -> Result<JsValue, JsValue> {
+    let input: PrecheckInput = from_js(input)?;
+    let report = with_policy(|p| CATALOG.with(|c| precheck_report(p, c, &input)))?;
+    match report {
+        Ok(r) => to_js(&r),
+        Err(e) => Err(js_error(&ErrorReport::from(&e))),
+    }
 }
 
 /// Every violation of the chat request contract (SPEC 2); empty when valid.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use mangaassist_core::api::{BodyInput, body_report};
+use mangaassist_core::api::{BodyInput, EMPTY_MESSAGE, EMPTY_MESSAGE_DETAIL, body_report};
 use mangaassist_core::body::Turn;
 use mangaassist_core::models::ModelPreference;
 use serde::{Deserialize, Serialize};
@@ -234,8 +234,8 @@ pub async fn handle(
     if sanitized.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "empty_message",
-            "the message is empty once invisible characters and outer whitespace are removed",
+            EMPTY_MESSAGE,
+            EMPTY_MESSAGE_DETAIL,
         ));
     }
 

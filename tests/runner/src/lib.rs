@@ -33,11 +33,14 @@ pub enum Suite {
     Body,
     /// chat request → list of violations (SPEC 2).
     Contract,
+    /// `{"message","sessionId"?,"modelPreference"?}` → what a client shows
+    /// before sending, and the service's first refusal (SPEC 2–5, 8).
+    Precheck,
 }
 
 impl Suite {
     /// Every suite, in corpus order.
-    pub const ALL: [Suite; 7] = [
+    pub const ALL: [Suite; 8] = [
         Suite::Check,
         Suite::Policy,
         Suite::Sanitize,
@@ -45,6 +48,7 @@ impl Suite {
         Suite::CacheKey,
         Suite::Body,
         Suite::Contract,
+        Suite::Precheck,
     ];
 
     /// Base name of the suite's corpus file.
@@ -57,6 +61,7 @@ impl Suite {
             Suite::CacheKey => "cache_key",
             Suite::Body => "body",
             Suite::Contract => "contract",
+            Suite::Precheck => "precheck",
         }
     }
 }

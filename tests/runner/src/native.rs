@@ -1,7 +1,8 @@
 //! The core called directly: the reference engine of the corpus.
 
 use mangaassist_core::api::{
-    BodyInput, CheckInput, ErrorReport, body_report, cache_key_report, check_report,
+    BodyInput, CheckInput, ErrorReport, PrecheckInput, body_report, cache_key_report, check_report,
+    precheck_report,
 };
 use mangaassist_core::contract::validate_request;
 use mangaassist_core::models::Catalog;
@@ -60,6 +61,9 @@ impl NativeEngine {
                 body_report(&self.catalog, &i).map_err(|e| ErrorReport::from(&e))
             }),
             Suite::Contract => json(&validate_request(input)),
+            Suite::Precheck => with_input(input, |i: PrecheckInput| {
+                precheck_report(&self.policy, &self.catalog, &i).map_err(|e| ErrorReport::from(&e))
+            }),
         }
     }
 }

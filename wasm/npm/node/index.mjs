@@ -7,6 +7,7 @@ const wasm = require("./mangaassist.js");
 
 export const {
   check,
+  precheck,
   validateRequest,
   sanitize,
   estimateTokens,
