@@ -56,28 +56,32 @@ fn valid_requests() -> Vec<Value> {
     ]
 }
 
-fn with(base: &Value, pointer: &str, value: Value) -> Value {
+/// A copy of `base` with `f` applied to the object holding `pointer`'s last token.
+fn edit(
+    base: &Value,
+    pointer: &str,
+    f: impl FnOnce(&mut serde_json::Map<String, Value>, &str),
+) -> Value {
     let mut doc = base.clone();
     let (parent, key) = pointer.rsplit_once('/').unwrap();
-    let target = if parent.is_empty() {
-        &mut doc
-    } else {
-        doc.pointer_mut(parent).unwrap()
-    };
-    target[key] = value;
+    // An empty pointer is the document itself (RFC 6901).
+    f(
+        doc.pointer_mut(parent).unwrap().as_object_mut().unwrap(),
+        key,
+    );
     doc
 }
 
+fn with(base: &Value, pointer: &str, value: Value) -> Value {
+    edit(base, pointer, |object, key| {
+        object.insert(key.to_string(), value);
+    })
+}
+
 fn without(base: &Value, pointer: &str) -> Value {
-    let mut doc = base.clone();
-    let (parent, key) = pointer.rsplit_once('/').unwrap();
-    let target = if parent.is_empty() {
-        &mut doc
-    } else {
-        doc.pointer_mut(parent).unwrap()
-    };
-    target.as_object_mut().unwrap().remove(key);
-    doc
+    edit(base, pointer, |object, key| {
+        object.remove(key);
+    })
 }
 
 /// Every case here is malformed: the answer must be a 4xx.
