@@ -28,6 +28,10 @@ step "cargo test (core, CLI, conformance corpus, schema, properties)"
 # export names (`mangaassist:policy/...`) are not valid linker symbols.
 cargo test --workspace --exclude mangaassist-policy --locked
 
+step "cargo test + clippy of core as the browser and policy builds have it (lazy-DFA engine)"
+cargo clippy -p mangaassist-core --no-default-features --all-targets --locked -- -D warnings
+cargo test -p mangaassist-core --no-default-features --locked
+
 step "wasm: build the npm package (wasm/pkg)"
 bash scripts/build-wasm.sh
 

@@ -17,6 +17,7 @@ mod chars;
 pub mod contract;
 mod error;
 pub mod models;
+mod nfc;
 mod pattern;
 pub mod policy;
 mod pyjson;

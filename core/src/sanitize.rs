@@ -2,9 +2,10 @@
 
 use std::borrow::Cow;
 
-use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+use unicode_normalization::{IsNormalized, is_nfc_quick};
 
 use crate::chars::{is_nfc_inert, is_removed_invisible, is_trim_whitespace};
+use crate::nfc::push_nfc;
 use crate::scan::Scan;
 
 /// Removes invisible formatting code points, normalizes to NFC, trims whitespace.
@@ -65,7 +66,7 @@ fn nfc(text: &str, from: usize) -> Cow<'_, str> {
         let part = text.get(segment..end).unwrap_or_default();
         if is_nfc_quick(part.chars()) != IsNormalized::Yes {
             out.push_str(text.get(*copied..segment).unwrap_or_default());
-            out.extend(part.nfc());
+            push_nfc(out, part);
             *copied = end;
         }
     };

@@ -363,6 +363,19 @@ fn the_page_and_health_are_served() {
             .starts_with("text/html")
     );
     assert!(String::from_utf8_lossy(&page.body).contains("MangaAssist"));
+    assert_eq!(page.header("content-encoding"), None, "not asked for gzip");
+    // Static files are gzipped when the client accepts it (the widget's page
+    // weight); the API is not wrapped. Chromium decodes it in tests/e2e/.
+    let accept_gzip = |path: &str| {
+        exchange(
+            running.addr(),
+            &raw_request("GET", path, &["Accept-Encoding: gzip"], b""),
+        )
+    };
+    let page = accept_gzip("/");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-encoding"), Some("gzip"));
+    assert_eq!(accept_gzip("/healthz").header("content-encoding"), None);
     let health = get(running.addr(), "/healthz").json();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["bedrock"], "emulator");

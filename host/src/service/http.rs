@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Serialize;
+use tower_http::compression::Compression;
 use tower_http::services::ServeDir;
 
 use crate::service::app::Service;
@@ -30,10 +31,12 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed);
     let routes = match &svc.config.web_root {
-        Some(root) => routes.fallback_service(
+        // The page and its .wasm go out gzip-compressed (the widget's first
+        // load budget is counted on the wire); the API routes are not wrapped.
+        Some(root) => routes.fallback_service(Compression::new(
             ServeDir::new(root)
                 .fallback(axum::routing::any(not_found).with_state(Arc::clone(&svc))),
-        ),
+        )),
         None => routes.fallback(not_found),
     };
     routes.with_state(svc)

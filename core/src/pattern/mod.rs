@@ -1,0 +1,132 @@
+//! Disallowed-pattern matching with Python `re` semantics where SPEC 3 asks for them.
+//!
+//! Patterns use the `regex` crate's syntax (regex-syntax parses them),
+//! matched case-insensitively with Unicode simple case folding. The one
+//! difference SPEC 3 pins down is `\b`: a word character is L*, N* or `_`
+//! (Python), not the `regex` crate's wider set; [`translate`] rewrites it.
+//! [`engine`] runs the result: the same parse and automaton in every build,
+//! a faster or a smaller search engine depending on the build.
+
+mod engine;
+mod translate;
+
+use crate::error::Error;
+use engine::Engine;
+use translate::translate_word_boundaries;
+
+/// A compiled, ordered list of disallowed patterns.
+#[derive(Debug, Clone)]
+pub struct PatternList {
+    sources: Vec<String>,
+    engine: Engine,
+}
+
+impl PatternList {
+    /// Compiles `patterns` once; the order is kept for reporting.
+    pub fn new(patterns: &[String]) -> Result<Self, Error> {
+        let mut translated = Vec::with_capacity(patterns.len());
+        for p in patterns {
+            translated.push(format!("(?i){}", translate_word_boundaries(p)?));
+        }
+        let engine = Engine::new(&translated).map_err(|e| {
+            Error::invalid_pattern(format!("a disallowed pattern does not compile: {e}"))
+        })?;
+        Ok(PatternList {
+            sources: patterns.to_vec(),
+            engine,
+        })
+    }
+
+    /// The first pattern (in list order) that matches `text`, if any.
+    pub fn first_match(&self, text: &str) -> Option<&str> {
+        if self.sources.is_empty() {
+            return None;
+        }
+        let first = self.engine.first_match(text)?;
+        self.sources.get(first).map(String::as_str)
+    }
+
+    /// The patterns as configured.
+    pub fn sources(&self) -> &[String] {
+        &self.sources
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(p: &str) -> PatternList {
+        PatternList::new(&[p.to_string()]).unwrap()
+    }
+
+    #[test]
+    fn trailing_boundary_follows_python_word_definition() {
+        let l = list(r"<script\b");
+        for hit in [
+            "<script",
+            "<script>",
+            "<script\u{301}",
+            "<script\u{203F}",
+            "<script\u{200D}",
+            "<script\u{345}",
+        ] {
+            assert!(l.first_match(hit).is_some(), "{hit:?} should match");
+        }
+        for miss in [
+            "<script_",
+            "<scripts",
+            "<script\u{b2}",
+            "<script\u{2160}",
+            "<script\u{e4}",
+            "<script1",
+        ] {
+            assert!(l.first_match(miss).is_none(), "{miss:?} should not match");
+        }
+    }
+
+    #[test]
+    fn leading_boundary_and_non_word_neighbours() {
+        let l = list(r"\bos");
+        assert!(l.first_match("os").is_some());
+        assert!(l.first_match("x os").is_some());
+        assert!(l.first_match("xos").is_none());
+        let l = list(r":\b");
+        assert!(l.first_match("a:b").is_some());
+        assert!(l.first_match("a: b").is_none());
+    }
+
+    #[test]
+    fn refusals_carry_the_code() {
+        for p in [r"a\bb", r"(a", r"x{2,1}", r"\p{L}", r"[\P{N}]"] {
+            let err = PatternList::new(&[p.to_string()]).unwrap_err();
+            assert_eq!(err.code(), "invalid_pattern", "{p}");
+        }
+    }
+
+    #[test]
+    fn escapes_and_classes_survive_translation() {
+        let l = list(r"os\.system|[ab]c\b");
+        assert!(l.first_match("OS.SYSTEM").is_some());
+        assert!(l.first_match("osXsystem").is_none());
+        assert!(l.first_match("bc!").is_some());
+        assert!(l.first_match("bcd").is_none());
+    }
+
+    #[test]
+    fn first_match_is_in_list_order_not_text_order() {
+        let l =
+            PatternList::new(&["zeta".to_string(), "alpha".to_string(), "a".to_string()]).unwrap();
+        assert_eq!(l.first_match("alpha then zeta"), Some("zeta"));
+        assert_eq!(l.first_match("alpha"), Some("alpha"));
+        assert_eq!(l.first_match("b"), None);
+    }
+
+    #[test]
+    fn large_unicode_repetitions_compile_and_match() {
+        // Needs more than the default lazy-DFA cache in the small engine.
+        let l = list(r"[\x{80}-\x{10FFFF}]{300}");
+        assert!(l.first_match(&"αβγ".repeat(100)).is_some());
+        assert!(l.first_match(&"αβγ".repeat(99)).is_none());
+    }
+}
