@@ -194,7 +194,8 @@ fn each_refusal_has_its_status_and_code() {
 
 #[test]
 fn rate_limits_answer_429_with_retry_after() {
-    let running = serve("client_rate_per_second = 1\nclient_rate_burst = 2");
+    let running =
+        serve("client_rate_per_second = 1\nclient_rate_burst = 2\napi_keys = [\"shop-42\"]");
     let addr = running.addr();
     let statuses: Vec<u16> = (0..4)
         .map(|i| send(addr, &format!("質問{i}"), None).status)
@@ -204,14 +205,20 @@ fn rate_limits_answer_429_with_retry_after() {
     assert_error(&r, 429, "client_rate_limited");
     let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&wait), "{wait}");
-    // Another client (API key) has its own budget.
-    let keyed = raw_request(
-        "POST",
-        "/v1/chat",
-        &["Content-Type: application/json", "X-Api-Key: shop-42"],
-        br#"{"action":"getHistory","data":{"sessionId":"123e4567-e89b-42d3-a456-426614174000"}}"#,
-    );
-    assert_eq!(exchange(addr, &keyed).status, 200);
+    // A known API key is a client of its own, with its own budget; a key
+    // made up on the spot is not: it counts against the address.
+    let keyed = |key: &str| {
+        raw_request(
+            "POST",
+            "/v1/chat",
+            &["Content-Type: application/json", &format!("X-Api-Key: {key}")],
+            br#"{"action":"getHistory","data":{"sessionId":"123e4567-e89b-42d3-a456-426614174000"}}"#,
+        )
+    };
+    assert_eq!(exchange(addr, &keyed("shop-42")).status, 200);
+    for made_up in ["shop-43", "x1", "x2"] {
+        assert_error(&exchange(addr, &keyed(made_up)), 429, "client_rate_limited");
+    }
 
     let running = serve("rate_per_second = 1\nrate_burst = 1");
     let addr = running.addr();

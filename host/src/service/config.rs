@@ -40,10 +40,14 @@ pub struct ServiceConfig {
     pub rate_per_second: u32,
     /// Overall burst.
     pub rate_burst: u32,
-    /// Per-client requests per second (API key, else peer address).
+    /// Per-client requests per second (a known API key, else peer address).
     pub client_rate_per_second: u32,
     /// Per-client burst.
     pub client_rate_burst: u32,
+    /// API keys (`X-Api-Key`) that identify a client of their own for the
+    /// per-client limit. Any other key counts against the peer address, so
+    /// sending made-up keys cannot get around the limit.
+    pub api_keys: Vec<String>,
     /// Response cache TTL, seconds.
     pub cache_ttl_secs: u64,
     /// Response cache entries.
@@ -88,6 +92,7 @@ impl Default for ServiceConfig {
             rate_burst: 200,
             client_rate_per_second: 20,
             client_rate_burst: 40,
+            api_keys: Vec::new(),
             cache_ttl_secs: 300,
             cache_capacity: 10_000,
             session_ttl_secs: 1_800,
@@ -235,10 +240,12 @@ mod tests {
             &[
                 ("MANGAASSIST_RATE_BURST".into(), "900".into()),
                 ("MANGAASSIST_LISTEN".into(), "0.0.0.0:9000".into()),
+                ("MANGAASSIST_API_KEYS".into(), r#"["shop-1", "shop-2"]"#.into()),
                 ("OTHER".into(), "x".into()),
             ],
         )
         .unwrap();
+        assert_eq!(prod.service.api_keys, ["shop-1", "shop-2"]);
         assert_eq!(prod.service.rate_per_second, 500);
         assert_eq!(prod.service.rate_burst, 900);
         assert_eq!(prod.service.listen.to_string(), "0.0.0.0:9000");

@@ -42,10 +42,15 @@ pub fn router(svc: Arc<Service>) -> Router {
     routes.with_state(svc)
 }
 
-/// Who a request counts against: its API key when sent, else its address.
-pub fn client_id(headers: &HeaderMap, peer: SocketAddr) -> String {
-    match headers.get("x-api-key") {
-        Some(key) => format!("key:{}", String::from_utf8_lossy(key.as_bytes())),
+/// Who a request counts against: its API key when it is one of
+/// `known_keys`, else its address (an unknown key is not an identity:
+/// anyone can make one up per request).
+pub fn client_id(headers: &HeaderMap, peer: SocketAddr, known_keys: &[String]) -> String {
+    match headers
+        .get("x-api-key")
+        .and_then(|key| known_keys.iter().find(|k| k.as_bytes() == key.as_bytes()))
+    {
+        Some(key) => format!("key:{key}"),
         None => format!("addr:{}", peer.ip()),
     }
 }
@@ -61,7 +66,7 @@ async fn chat_http(
     let body = read_body(&parts.headers, body, svc.config.max_body_bytes, budget).await;
     let started = Instant::now();
     let incoming = Incoming {
-        client: client_id(&parts.headers, peer),
+        client: client_id(&parts.headers, peer, &svc.config.api_keys),
         content_type: Some(match parts.headers.get(header::CONTENT_TYPE) {
             Some(v) => ContentType::Value(v.as_bytes().to_vec()),
             None => ContentType::Missing,

@@ -45,7 +45,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let client = client_id(&headers, peer);
+    let client = client_id(&headers, peer, &svc.config.api_keys);
     let max = svc.config.max_body_bytes.saturating_mul(4);
     ws.max_message_size(max)
         .max_frame_size(max)
