@@ -1,28 +1,15 @@
 //! Writes the class of Python word characters (SPEC 3: general category L*
-//! or N*, or `_`) as regex class ranges, from the same
-//! `unicode-general-category` tables `chars::is_python_word` reads at run
-//! time. Patterns then need no `\p{..}` support from regex-syntax, whose own
-//! general-category tables would cost ~24 KB gzip in the browser build.
+//! or N*, or `_`) as regex class ranges, with the very function the core
+//! calls at run time (src/word_char.rs). Patterns then need no `\p{..}`
+//! support from regex-syntax, whose own general-category tables would cost
+//! ~24 KB gzip in the browser build.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use unicode_general_category::{GeneralCategory as Gc, get_general_category};
-
-fn is_word(c: char) -> bool {
-    c == '_'
-        || matches!(
-            get_general_category(c),
-            Gc::UppercaseLetter
-                | Gc::LowercaseLetter
-                | Gc::TitlecaseLetter
-                | Gc::ModifierLetter
-                | Gc::OtherLetter
-                | Gc::DecimalNumber
-                | Gc::LetterNumber
-                | Gc::OtherNumber
-        )
-}
+#[path = "src/word_char.rs"]
+mod word_char;
+use word_char::is_python_word;
 
 // A build script runs at compile time, outside the pure core: it may read
 // OUT_DIR and write its file (core/clippy.toml bans both in the library).
@@ -32,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut ranges: Vec<(u32, u32)> = Vec::new();
     for c in (0..=0x10FFFF)
         .filter_map(char::from_u32)
-        .filter(|&c| is_word(c))
+        .filter(|&c| is_python_word(c))
     {
         let cp = u32::from(c);
         match ranges.last_mut() {

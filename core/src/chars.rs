@@ -54,24 +54,7 @@ pub fn is_estimator_jp(c: char) -> bool {
     matches!(c, '\u{3000}'..='\u{9FFF}')
 }
 
-/// SPEC 3: a word character for `\b`, as Python's `re` defines it: L*, N*, or `_`.
-///
-/// Not `char::is_alphanumeric`: that uses the Alphabetic property, which also
-/// covers many combining marks.
-pub fn is_python_word(c: char) -> bool {
-    c == '_'
-        || matches!(
-            get_general_category(c),
-            Gc::UppercaseLetter
-                | Gc::LowercaseLetter
-                | Gc::TitlecaseLetter
-                | Gc::ModifierLetter
-                | Gc::OtherLetter
-                | Gc::DecimalNumber
-                | Gc::LetterNumber
-                | Gc::OtherNumber
-        )
-}
+pub use crate::word_char::is_python_word;
 
 /// Ranges where every code point is assigned and outside C*, in every
 /// Unicode version since 14 (assigned code points never change to C*):

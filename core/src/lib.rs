@@ -25,5 +25,6 @@ pub mod sanitize;
 mod scan;
 pub mod schema;
 pub mod tokens;
+mod word_char;
 
 pub use error::Error;

@@ -240,7 +240,10 @@ mod tests {
             &[
                 ("MANGAASSIST_RATE_BURST".into(), "900".into()),
                 ("MANGAASSIST_LISTEN".into(), "0.0.0.0:9000".into()),
-                ("MANGAASSIST_API_KEYS".into(), r#"["shop-1", "shop-2"]"#.into()),
+                (
+                    "MANGAASSIST_API_KEYS".into(),
+                    r#"["shop-1", "shop-2"]"#.into(),
+                ),
                 ("OTHER".into(), "x".into()),
             ],
         )
