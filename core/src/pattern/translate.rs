@@ -54,13 +54,19 @@ const META: &[char] = &[
     '.', '^', '$', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|', '\\',
 ];
 
-/// Escapes refused anywhere in a pattern. Perl classes (`\s`, `\w`, `\d`)
-/// and `\B` mean different things in Python and in regex-syntax; Unicode
+/// Escapes refused anywhere in a pattern. Perl classes (`\s`, `\w`, `\d`),
+/// `\B` and the word-start/end assertions `\<`, `\>` (a literal `<`, `>` in
+/// Python) mean different things in Python and in regex-syntax; Unicode
 /// properties (`\p`, `\P`) do not exist in Python. Whether regex-syntax
 /// knows them at all depends on cargo features another crate in the same
-/// build may switch on, so accepting them would let engines disagree.
+/// build may switch on (the host's jsonschema does), and the browser's lazy
+/// DFA has no Unicode word assertions, so accepting them would let engines
+/// disagree.
 fn is_refused_escape(e: char) -> bool {
-    matches!(e, 's' | 'S' | 'w' | 'W' | 'd' | 'D' | 'B' | 'p' | 'P')
+    matches!(
+        e,
+        's' | 'S' | 'w' | 'W' | 'd' | 'D' | 'B' | 'p' | 'P' | '<' | '>'
+    )
 }
 
 fn refused_escape(pattern: &str, e: char) -> Error {
@@ -203,6 +209,9 @@ mod tests {
             r"[\P{N}x]",
             r"[a\s]",
             r"[\d]",
+            r"\<a",
+            r"a\>",
+            r"[\<]",
         ] {
             let err = translate_word_boundaries(p).unwrap_err();
             assert_eq!(err.code(), "invalid_pattern", "{p}");
