@@ -16,6 +16,7 @@ use word_char::is_python_word;
 #[allow(clippy::disallowed_methods)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=src/word_char.rs");
     let mut ranges: Vec<(u32, u32)> = Vec::new();
     for c in (0..=0x10FFFF)
         .filter_map(char::from_u32)

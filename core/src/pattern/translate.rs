@@ -108,7 +108,7 @@ fn tokenize(pattern: &str) -> Result<Vec<Token>, Error> {
                     match k {
                         '\\' => {
                             if let Some(n) = chars.next() {
-                                if is_refused_escape(n) && n != 'B' {
+                                if is_refused_escape(n) {
                                     return Err(refused_escape(pattern, n));
                                 }
                                 class.push(n);
@@ -212,6 +212,7 @@ mod tests {
             r"\<a",
             r"a\>",
             r"[\<]",
+            r"[\B]",
         ] {
             let err = translate_word_boundaries(p).unwrap_err();
             assert_eq!(err.code(), "invalid_pattern", "{p}");
