@@ -8,8 +8,10 @@ Usage:
 Every case below is run through reference.py, an independent implementation
 of SPEC.md. A few cases are marked `by: "spec"`: there Python's `re` differs
 from SPEC 3 (its IGNORECASE folds U+0130 and U+0131 onto `i`; Unicode simple
-case folding does not), so the expected answer is reasoned from SPEC and
-written here by hand, with the reason in `note`.
+case folding does not), or where the project refuses a policy pattern that
+Python would compile (docs/contract-notes.md), so the expected answer is
+reasoned from SPEC and the notes and written here by hand, with the reason
+in `note`.
 
 One vector per line: {"name", "input", "expected"[, "by", "note"]}.
 Expected values are written compactly with keys in the engines' order, so
@@ -275,6 +277,34 @@ POLICY_CASES = [
     ("ratio_quarter", {"maxControlRatio": 0.25}, "ab\x01"),
     ("all_settings", {"maxMessageBytes": 100, "disallowedPatterns": ["manga"], "maxControlRatio": 0.5}, "I like MANGA"),
 ]
+
+# Escapes every engine refuses when a policy is built (docs/contract-notes.md):
+# Python's `re` and regex-syntax read them differently, and whether
+# regex-syntax knows them depends on cargo features, so accepting them would
+# let engines disagree. The error is the core's, the same text everywhere.
+REFUSED_HINT = "write an explicit class such as `[ \\t]` or `[0-9]`"
+
+
+def refused_pattern(name, pattern, escape, why, note):
+    message = f"pattern {json.dumps(pattern)}: `\\{escape}` is not supported: {why}; {REFUSED_HINT}"
+    return vec(name, {"policy": {"disallowedPatterns": [pattern]}, "message": "x"},
+               ref.error("invalid_pattern", message), by="spec", note=note)
+
+
+DISAGREE = "Python and regex-syntax disagree on its meaning"
+SPEC_ONLY_POLICY = [
+    refused_pattern("refused_unicode_property", "\\p{L}", "p",
+                    "Unicode property classes are not supported (Python's `re` has none)",
+                    "Python's re has no \\p; regex-syntax knows it only with a cargo feature"),
+    refused_pattern("refused_property_in_class", "[x\\P{N}]", "P",
+                    "Unicode property classes are not supported (Python's `re` has none)",
+                    "inside a class too"),
+    refused_pattern("refused_perl_digit_in_class", "[\\d]", "d", DISAGREE,
+                    "Python's \\d and regex-syntax's differ on Unicode digits"),
+    refused_pattern("refused_word_start", "a\\<", "<", DISAGREE,
+                    "a literal '<' in Python, a Unicode word-start assertion in regex-syntax"),
+]
+
 
 # --------------------------------------------------------------------------
 # Sanitize and estimate
@@ -547,7 +577,7 @@ def build():
     suites["check"] = [vec(n, {"message": m}, ref.check_report(m)) for n, m in CHECK_CASES.items()] + SPEC_ONLY_CHECK
     suites["policy"] = [
         vec(n, {"policy": p, "message": m}, ref.check_report(m, p)) for n, p, m in POLICY_CASES
-    ]
+    ] + SPEC_ONLY_POLICY
     suites["sanitize"] = [vec(n, m, ref.sanitize(m)) for n, m in SANITIZE_CASES.items()]
     suites["estimate"] = [vec(n, m, ref.estimate(m)) for n, m in ESTIMATE_CASES.items()]
     suites["cache_key"] = [vec(n, b, ref.cache_key(b)) for n, b in CACHE_CASES.items()] + [
