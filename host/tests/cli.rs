@@ -58,12 +58,20 @@ fn policy_answer(input: &Value) -> String {
     let file = dir.join("policy.json");
     std::fs::write(&file, input["policy"].to_string()).expect("policy file");
     let line = serde_json::json!({"message": input["message"]}).to_string() + "\n";
-    let (out, err, ok) = mangaassist(
-        &["check", "--policy", file.to_str().expect("utf-8 path")],
-        line.into_bytes(),
-    );
-    assert!(ok, "check --policy failed: {err}");
-    out.trim_end_matches('\n').to_string()
+    let path = file.to_str().expect("utf-8 path");
+    let (out, err, ok) = mangaassist(&["check", "--policy", path], line.into_bytes());
+    if ok {
+        return out.trim_end_matches('\n').to_string();
+    }
+    // A policy that does not build stops the command before any line, with
+    // `mangaassist: policy file PATH: CODE: MESSAGE`: the same code and
+    // message the other engines answer as an error report.
+    let reason = err
+        .trim_end_matches('\n')
+        .strip_prefix(&format!("mangaassist: policy file {path}: "))
+        .and_then(|r| r.split_once(": "))
+        .unwrap_or_else(|| panic!("check --policy failed: {err}"));
+    serde_json::json!({"error": {"code": reason.0, "message": reason.1}}).to_string()
 }
 
 #[test]
