@@ -24,8 +24,8 @@ for flavour in web node; do
   wasm-bindgen --target "$bindgen_target" --remove-name-section --remove-producers-section --out-dir "$pkg/$flavour" --out-name mangaassist "$wasm"
   rm -f "$pkg/$flavour/mangaassist.d.ts" "$pkg/$flavour/mangaassist_bg.wasm.d.ts" "$pkg/$flavour/package.json"
 done
-cp wasm/npm/package.json wasm/npm/index.d.ts wasm/README.md "$pkg/"
-cp wasm/npm/node/index.mjs "$pkg/node/"
+cp wasm/bindgen/npm/package.json wasm/bindgen/npm/index.d.ts wasm/bindgen/README.md "$pkg/"
+cp wasm/bindgen/npm/node/index.mjs "$pkg/node/"
 printf '{"type":"commonjs"}\n' > "$pkg/node/package.json"
 
 raw=$(wc -c < "$pkg/web/mangaassist_bg.wasm")

@@ -47,7 +47,7 @@ fi
 
 # wasm-bindgen-cli must match the wasm-bindgen crate exactly.
 here=$(cd "$(dirname "$0")/.." && pwd)
-bindgen_version=$(sed -nE 's/^wasm-bindgen = "=([0-9.]+)".*/\1/p' "$here/wasm/Cargo.toml")
+bindgen_version=$(sed -nE 's/^wasm-bindgen = "=([0-9.]+)".*/\1/p' "$here/wasm/bindgen/Cargo.toml")
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen_version" ]; then
   say "cargo install wasm-bindgen-cli --version $bindgen_version (about 2 minutes)"
   # Not --locked: the registry mirror can lag the CLI's own lock file.

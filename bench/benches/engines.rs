@@ -12,8 +12,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mangaassist_core::api::check_report;
 use mangaassist_core::policy::Policy;
-use mangaassist_host::active_policy::{ActivePolicy, PolicySource};
-use mangaassist_host::sandbox::{Limits, Runtime};
+use mangaassist_sandbox::{ActivePolicy, Limits, PolicySource, Runtime};
 
 const SHORT: &str = "『呪術廻戦』の最新刊はいつ発売ですか？おすすめの漫画も教えてください。";
 
@@ -65,7 +64,7 @@ fn engines(c: &mut Criterion) {
     });
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../policy/dist/policy.wasm"
+        "/../wasm/component/dist/policy.wasm"
     ))
     .unwrap();
     group.sample_size(10);

@@ -1,5 +1,9 @@
 //! The JSON shapes every engine answers with (SPEC 11), built here so the
-//! CLI, the npm package and the wasmtime guest only serialize them.
+//! CLI, the npm package, the wasmtime guest and the service only serialize
+//! them. The answer structs have public fields and deserialize, so a host can
+//! rebuild them from another engine's answer.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,10 +12,16 @@ use crate::body::{BodySettings, ClaudeBody, DEFAULT_SYSTEM_PROMPT, Turn, build_b
 use crate::cache_key::cache_key;
 use crate::contract::validate_request;
 use crate::error::Error;
-use crate::models::{Catalog, ModelPreference};
+use crate::models::{Catalog, ModelPreference, ModelSpec};
 use crate::policy::Policy;
 use crate::sanitize::sanitize_scanned;
 use crate::scan::Scan;
+use crate::screen::{Stop, first_stop};
+
+pub use crate::models::ModelChoice;
+pub use crate::screen::{
+    Action, INVALID_JSON, INVALID_REQUEST, ScreenedRequest, Screening, screen,
+};
 
 /// Input of `check`.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,13 +32,14 @@ pub struct CheckInput {
 }
 
 /// Answer of `check`: the verdict on the raw message, plus its prompt form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckReport {
     /// No check failed.
     pub valid: bool,
-    /// Code of the first failing check.
-    pub code: Option<&'static str>,
+    /// Code of the first failing check; borrowed here, owned when rebuilt
+    /// from another engine's answer.
+    pub code: Option<Cow<'static, str>>,
     /// Explanation of the first failing check.
     pub detail: Option<String>,
     /// SPEC 4 form of the message.
@@ -45,7 +56,7 @@ pub fn check_report(policy: &Policy, message: &str) -> CheckReport {
     let verdict = policy.check_with(message, || scan);
     CheckReport {
         valid: verdict.is_ok(),
-        code: verdict.as_ref().err().map(|r| r.code()),
+        code: verdict.as_ref().err().map(|r| Cow::Borrowed(r.code())),
         detail: verdict.err().map(|r| r.detail().to_string()),
         sanitized: sanitize_scanned(message, &scan),
         estimated_tokens: scan.tokens.reference_estimate(),
@@ -87,16 +98,6 @@ pub struct BodyInput {
     pub model_preference: ModelPreference,
 }
 
-/// The model a body is meant for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelChoice {
-    /// Catalog key, e.g. `haiku`.
-    pub key: String,
-    /// Bedrock model id.
-    pub id: String,
-}
-
 /// Answer of `body`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,8 +112,22 @@ pub struct BodyReport {
 
 /// Selects the model and builds the body and its cache key.
 pub fn body_report(catalog: &Catalog, input: &BodyInput) -> Result<BodyReport, Error> {
-    let key = catalog.select(input.model_preference, &input.message);
-    let spec = catalog.get(key)?;
+    let (model, spec) = catalog.choose(input.model_preference, &input.message)?;
+    body_for(model, spec, input)
+}
+
+/// The body and cache key for the catalog model `key`, whatever the
+/// preference says: a fallback model is sent a body with its own settings.
+pub fn body_report_for(
+    catalog: &Catalog,
+    key: &str,
+    input: &BodyInput,
+) -> Result<BodyReport, Error> {
+    let (model, spec) = catalog.model(key)?;
+    body_for(model, spec, input)
+}
+
+fn body_for(model: ModelChoice, spec: &ModelSpec, input: &BodyInput) -> Result<BodyReport, Error> {
     let body = build_body(
         &input.message,
         &input.history,
@@ -125,10 +140,7 @@ pub fn body_report(catalog: &Catalog, input: &BodyInput) -> Result<BodyReport, E
     let as_json = serde_json::to_value(&body)
         .map_err(|e| Error::invalid_body(format!("body does not serialize: {e}")))?;
     Ok(BodyReport {
-        model: ModelChoice {
-            key: key.to_string(),
-            id: spec.model_id.clone(),
-        },
+        model,
         cache_key: cache_key(&as_json)?,
         body,
     })
@@ -147,10 +159,10 @@ pub struct PrecheckInput {
 }
 
 /// Why a message would be refused, and in words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     /// A contract violation code, a check code, or `empty_message`.
-    pub code: &'static str,
+    pub code: Cow<'static, str>,
     /// Plain explanation.
     pub detail: String,
 }
@@ -207,31 +219,21 @@ pub fn precheck_report(
         .as_deref()
         .and_then(|p| serde_json::from_value(Value::String(p.into())).ok())
         .unwrap_or_default();
-    let key = catalog.select(preference, &report.sanitized);
-    let spec = catalog.get(key)?;
-    let refusal = match (violations.into_iter().next(), report.code) {
-        (Some(v), _) => Some(Refusal {
+    let model = catalog.choice(preference, &report.sanitized)?;
+    // The service's order; a client shows only its first refusal.
+    let refusal = match first_stop(violations, || Some(&report)) {
+        Ok(_) => None,
+        Err(Stop::Contract(violations)) => violations.into_iter().next().map(|v| Refusal {
             code: v.code,
             detail: v.message,
         }),
-        (None, Some(code)) => Some(Refusal {
-            code,
-            detail: report.detail.unwrap_or_default(),
-        }),
-        (None, None) if report.sanitized.is_empty() => Some(Refusal {
-            code: EMPTY_MESSAGE,
-            detail: EMPTY_MESSAGE_DETAIL.into(),
-        }),
-        (None, None) => None,
+        Err(Stop::Message(refusal)) => Some(refusal),
     };
     Ok(PrecheckReport {
         chars: input.message.chars().count() as u64,
         bytes: input.message.len() as u64,
         estimated_tokens: report.estimated_tokens,
-        model: ModelChoice {
-            key: key.to_string(),
-            id: spec.model_id.clone(),
-        },
+        model,
         sanitized: report.sanitized,
         refusal,
     })
@@ -254,6 +256,13 @@ pub struct ErrorDetail {
 }
 
 impl ErrorReport {
+    /// Its compact JSON: the error line of every JSON Lines engine.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"error":{"code":"internal","message":"error report failed to serialize"}}"#.into()
+        })
+    }
+
     /// An error answer with any code (engines add their own, e.g. `invalid_json`).
     pub fn new(code: &str, message: &str) -> Self {
         ErrorReport {

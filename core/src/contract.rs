@@ -3,7 +3,9 @@
 //! The constants here are the single source of both [`validate_request`] and
 //! the generated JSON Schema ([`crate::schema::request_schema`]).
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Allowed `action` values.
@@ -32,13 +34,17 @@ pub const DATA_PROPERTIES: [&str; 4] = [
 pub const SESSION_ACTIONS: [&str; 2] = ["getHistory", "clearSession"];
 
 /// One contract violation: where, which rule, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Plain data with public fields, so a host can rebuild it from what an
+/// engine answered (e.g. strings from the WebAssembly guest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// JSON Pointer (RFC 6901) to the offending value, or to the missing one.
     pub path: String,
     /// Stable code: `wrong_type`, `required`, `unknown_property`,
     /// `not_in_enum`, `too_short`, `too_long`, `pattern_mismatch`.
-    pub code: &'static str,
+    /// Borrowed here; owned when rebuilt from another engine's answer.
+    pub code: Cow<'static, str>,
     /// Plain explanation.
     pub message: String,
 }
@@ -49,7 +55,7 @@ impl Report {
     fn add(&mut self, path: &str, code: &'static str, message: String) {
         self.0.push(Violation {
             path: path.to_string(),
-            code,
+            code: Cow::Borrowed(code),
             message,
         });
     }
@@ -258,8 +264,26 @@ mod tests {
     fn codes(doc: Value) -> Vec<(String, &'static str)> {
         validate_request(&doc)
             .into_iter()
-            .map(|v| (v.path, v.code))
+            .map(|v| match v.code {
+                Cow::Borrowed(code) => (v.path, code),
+                Cow::Owned(code) => panic!("the validator owns code {code}"),
+            })
             .collect()
+    }
+
+    #[test]
+    fn a_violation_round_trips_through_json() {
+        let v = Violation {
+            path: "/data/message".into(),
+            code: Cow::Owned("too_long".to_string()),
+            message: "m".into(),
+        };
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(
+            text,
+            r#"{"path":"/data/message","code":"too_long","message":"m"}"#
+        );
+        assert_eq!(serde_json::from_str::<Violation>(&text).unwrap(), v);
     }
 
     #[test]

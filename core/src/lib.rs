@@ -1,7 +1,8 @@
 //! The decision core of mangaassist: pure functions over data.
 //!
 //! Start with [`api`]: [`api::check_report`], [`api::body_report`] and
-//! [`api::cache_key_report`] give the answers every engine returns. Under
+//! [`api::cache_key_report`] give the answers every engine returns, and
+//! [`api::screen`] decides whether the service takes a request. Under
 //! them sit the request contract ([`contract`], [`schema`]), the message
 //! checks ([`policy::Policy`]), [`sanitize()`](sanitize::sanitize), the token
 //! estimate ([`tokens`]), the Claude body ([`body`]), the cache key
@@ -24,6 +25,7 @@ mod pyjson;
 pub mod sanitize;
 mod scan;
 pub mod schema;
+mod screen;
 pub mod tokens;
 mod word_char;
 

@@ -51,6 +51,16 @@ pub struct Selection {
     pub auto_fast_max_tokens: u64,
 }
 
+/// The model a message goes to: what every engine reports for a selection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelChoice {
+    /// Catalog key, e.g. `haiku`.
+    pub key: String,
+    /// Bedrock model id.
+    pub id: String,
+}
+
 /// Catalog plus selection rule: configuration data, SPEC 8 defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -135,6 +145,33 @@ impl Catalog {
         }
     }
 
+    /// The model chosen for `preference` and this user `message`, as reported
+    /// to callers; `unknown_model` when the selection names a missing model.
+    pub fn choice(&self, preference: ModelPreference, message: &str) -> Result<ModelChoice, Error> {
+        self.choose(preference, message).map(|(choice, _)| choice)
+    }
+
+    /// [`Catalog::choice`] plus the chosen model's spec, for callers that
+    /// also need its defaults.
+    pub(crate) fn choose(
+        &self,
+        preference: ModelPreference,
+        message: &str,
+    ) -> Result<(ModelChoice, &ModelSpec), Error> {
+        self.model(self.select(preference, message))
+    }
+
+    /// The model `key` as a [`ModelChoice`] with its spec: the one place a
+    /// choice is built, so every report names models alike.
+    pub(crate) fn model(&self, key: &str) -> Result<(ModelChoice, &ModelSpec), Error> {
+        let spec = self.get(key)?;
+        let choice = ModelChoice {
+            key: key.to_string(),
+            id: spec.model_id.clone(),
+        };
+        Ok((choice, spec))
+    }
+
     /// Dollar cost of a call: in/1000·price_in + out/1000·price_out.
     pub fn cost(&self, key: &str, input_tokens: u64, output_tokens: u64) -> Result<f64, Error> {
         Ok(self.get(key)?.cost(input_tokens, output_tokens))
@@ -167,6 +204,31 @@ mod tests {
         assert_eq!(
             c.select(ModelPreference::Auto, &"漫画".repeat(100)),
             "sonnet"
+        );
+    }
+
+    #[test]
+    fn choice_names_the_selected_model() {
+        let c = Catalog::spec_default();
+        assert_eq!(
+            c.choice(ModelPreference::Quality, "x").unwrap(),
+            ModelChoice {
+                key: "sonnet".into(),
+                id: "anthropic.claude-3-sonnet-20240229-v1:0".into(),
+            }
+        );
+        assert_eq!(
+            c.choice(ModelPreference::Auto, "こんにちは").unwrap().key,
+            "haiku"
+        );
+        let mut broken = c.clone();
+        broken.selection.fast = "opus".into();
+        assert_eq!(
+            broken
+                .choice(ModelPreference::Fast, "x")
+                .unwrap_err()
+                .code(),
+            "unknown_model"
         );
     }
 

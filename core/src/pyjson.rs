@@ -34,23 +34,26 @@ pub fn write_python_json(out: &mut String, value: &Value) {
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            // Sorted here rather than trusting the map type: serde_json's
-            // `preserve_order` feature, if any crate enables it, keeps insertion order.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_python_string(out, key);
-                out.push_str(": ");
-                write_python_json(out, item);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_python_object(out, map.iter().collect()),
     }
+}
+
+/// An object with its keys sorted by code point, whatever order they come
+/// in: serde_json's `preserve_order` feature, if any crate enables it, keeps
+/// insertion order, so the map's own order is not trusted.
+fn write_python_object(out: &mut String, mut entries: Vec<(&String, &Value)>) {
+    // UTF-8 byte order is code point order (Python's), unlike UTF-16's.
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.push('{');
+    for (i, (key, item)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_python_string(out, key);
+        out.push_str(": ");
+        write_python_json(out, item);
+    }
+    out.push('}');
 }
 
 /// A string with only `"`, `\`, and code points below U+0020 escaped.
@@ -148,6 +151,48 @@ pub fn python_float(f: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever order the entries come in, the object is written with
+        /// its keys by code point (Python's `sort_keys`): checked against a
+        /// plain sort of the keys as `char` sequences. Keys mix BMP
+        /// characters above the surrogates with astral ones, where UTF-16
+        /// order (JavaScript's) differs from code point order.
+        #[test]
+        fn object_keys_are_written_by_code_point_whatever_their_order(
+            keys in proptest::collection::btree_set("[a-zé漫\u{FF61}\u{1F600}_]{0,4}", 0..8),
+            seed in any::<u64>(),
+        ) {
+            let values: Vec<(String, Value)> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), Value::from(i)))
+                .collect();
+            let mut shuffled: Vec<(&String, &Value)> = values.iter().map(|(k, v)| (k, v)).collect();
+            // A deterministic shuffle from the seed.
+            let n = shuffled.len();
+            for i in (1..n).rev() {
+                let j = (seed.rotate_left(i as u32) % (i as u64 + 1)) as usize;
+                shuffled.swap(i, j);
+            }
+            let mut out = String::new();
+            write_python_object(&mut out, shuffled);
+            let mut expected: Vec<&(String, Value)> = values.iter().collect();
+            expected.sort_by(|a, b| a.0.chars().cmp(b.0.chars()));
+            let mut oracle = String::from("{");
+            for (i, (k, v)) in expected.into_iter().enumerate() {
+                if i > 0 {
+                    oracle.push_str(", ");
+                }
+                write_python_string(&mut oracle, k);
+                oracle.push_str(": ");
+                write_python_json(&mut oracle, v);
+            }
+            oracle.push('}');
+            prop_assert_eq!(out, oracle);
+        }
+    }
 
     fn float(f: f64) -> String {
         let mut s = String::new();

@@ -276,6 +276,17 @@ POLICY_CASES = [
     ("ratio_one_allows_all", {"maxControlRatio": 1.0}, "\x01\x02\x03"),
     ("ratio_quarter", {"maxControlRatio": 0.25}, "ab\x01"),
     ("all_settings", {"maxMessageBytes": 100, "disallowedPatterns": ["manga"], "maxControlRatio": 0.5}, "I like MANGA"),
+    # `\b` beside a literal that is always there (`+`, `{1,2}`) is translated.
+    ("boundary_plus_literal_spaced", {"disallowedPatterns": [r"\bx+-"]}, "a xx-"),
+    ("boundary_plus_literal_inside_word", {"disallowedPatterns": [r"\bx+-"]}, "ax-"),
+    ("boundary_plus_literal_absent", {"disallowedPatterns": [r"\bx+-"]}, "a-"),
+    ("boundary_count_literal_start", {"disallowedPatterns": [r"\bx{1,2}-"]}, "XX-"),
+    ("boundary_count_literal_after_underscore", {"disallowedPatterns": [r"\bx{1,2}-"]}, "_x-"),
+    # `]` right after `[^` is a class member, so the `|` is top-level.
+    ("boundary_after_bracket_class_hit", {"disallowedPatterns": [r"[^](]x|\bk"]}, "-k"),
+    ("boundary_after_bracket_class_inside_word", {"disallowedPatterns": [r"[^](]x|\bk"]}, "ak"),
+    ("boundary_after_bracket_class_members", {"disallowedPatterns": [r"[^](]x|\bk"]}, "(x ]x"),
+    ("boundary_after_bracket_class_first_branch", {"disallowedPatterns": [r"[^](]x|\bk"]}, "ax"),
 ]
 
 # Escapes every engine refuses when a policy is built (docs/contract-notes.md):
@@ -303,6 +314,44 @@ SPEC_ONLY_POLICY = [
                     "Python's \\d and regex-syntax's differ on Unicode digits"),
     refused_pattern("refused_word_start", "a\\<", "<", DISAGREE,
                     "a literal '<' in Python, a Unicode word-start assertion in regex-syntax"),
+]
+
+
+# `\b` is rewritten into a class chosen from the one literal beside it; where
+# that literal may be absent, folds across word-ness, or is not what it looks
+# like, the policy is refused (docs/contract-notes.md). `shown` is the
+# pattern as Rust's `{:?}` prints it, where that differs from json.dumps.
+def refused_boundary(name, pattern, why, note, shown=None):
+    shown = shown or json.dumps(pattern, ensure_ascii=False)
+    return vec(name, {"policy": {"disallowedPatterns": [pattern]}, "message": "x"},
+               ref.error("invalid_pattern", f"pattern {shown}: `\\b` {why}"), by="spec", note=note)
+
+
+BOUNDARY_ABSENT = ("is not supported next to a literal that may be absent (`?`, `*`, `{0,n}`): "
+                   "the boundary would then be beside another character")
+BOUNDARY_PLACE = ("is supported only at the start or end of a pattern (or of a top-level "
+                  "alternative), next to a literal character")
+BOUNDARY_FOLDS = "is not supported next to U+{:04X}: its case-insensitive forms include both word and non-word characters"
+SPEC_ONLY_POLICY += [
+    refused_boundary("refused_boundary_optional_literal", r"\bx?-", BOUNDARY_ABSENT,
+                     "Python matches 'a-' (x absent, boundary between 'a' and '-') and not ' -'; "
+                     "a class keyed to the literal x answered both the other way"),
+    refused_boundary("refused_boundary_starred_literal", r"\bx*-", BOUNDARY_ABSENT, "as with `?`"),
+    refused_boundary("refused_boundary_zero_count_literal", r"\bx{0,2}-", BOUNDARY_ABSENT, "as with `?`"),
+    refused_boundary("refused_boundary_iota_folds_with_mark", "\\b\u03b9", BOUNDARY_FOLDS.format(0x3B9),
+                     "U+03B9 folds with U+0345, a mark (not a word character): Python matches 'x\\u0345'"),
+    refused_boundary("refused_boundary_ypogegrammeni_folds_with_letters", "\u0345\\b", BOUNDARY_FOLDS.format(0x345),
+                     "U+0345 (Mn) folds with U+0399, U+03B9, U+1FBE (letters): Python matches "
+                     "'\\u03b9!' and not '\\u03b9a'", shown=r'"\u{345}\\b"'),
+    refused_boundary("refused_boundary_verbose_mode", r"(?x)k \b",
+                     "is not supported in verbose mode (flag `x`), where the characters beside it "
+                     "may be ignored whitespace",
+                     "the space is ignored: Python matches 'k!'; read as the neighbour it chose the wrong class"),
+    refused_boundary("refused_boundary_after_hex_escape", r"\x2D\b", BOUNDARY_PLACE,
+                     "`\\x2D` is '-': Python matches '-a'; read as a literal 'D' it chose the wrong class"),
+    refused_boundary("refused_boundary_in_group_after_bracket_class", r"a([^])]|\bk)", BOUNDARY_PLACE,
+                     "`]` right after `[^` is a member, so `\\b` is inside the group: Python finds no "
+                     "match in 'a)k'; read as top-level it was rewritten and matched"),
 ]
 
 
@@ -572,6 +621,76 @@ def precheck_cases():
     return cases
 
 
+# --------------------------------------------------------------------------
+# Screening (the service's admission of a request: contract, checks, empty)
+# --------------------------------------------------------------------------
+
+def send(message, **data):
+    return {"action": "sendMessage", "data": {"message": message, **data}}
+
+
+def screen_cases():
+    # Every check message a sendMessage can carry (over 4000 code points the
+    # contract refuses first; a few of those are kept below).
+    cases = {f"send_{n}": send(m) for n, m in CHECK_CASES.items() if len(m) <= 4000}
+    cases.update({
+        # Accepted, each action, and what the typed request carries.
+        "send_with_session": send("在庫はありますか", sessionId=SID),
+        "send_fast": send("漫画" * 200, modelPreference="fast"),
+        "send_quality": send("hi", modelPreference="quality"),
+        "send_auto_explicit": send("hi", modelPreference="auto"),
+        "send_preference_default": send("おすすめは？"),
+        "send_language_and_metadata": {**send("你好", preferredLanguage="zh"), "metadata": {"clientVersion": "1.0", "timestamp": 1732500000}},
+        "send_sanitized_nfc_trimmed": send("  か\u3099んは\u309aる\u3000"),
+        "send_removed_inside": send("漫\u200b画\ufeffを探しています。おすすめはありますか？ありがとうございます。"),
+        "send_4000_chars": send("漫" * 4000),
+        "send_4000_emoji": send("😀" * 4000),
+        "history": {"action": "getHistory", "data": {"sessionId": SID}},
+        "clear": {"action": "clearSession", "data": {"sessionId": SID}},
+        "clear_with_preference": {"action": "clearSession", "data": {"sessionId": SID, "modelPreference": "quality"}},
+        # Other actions' messages are not checked, and not carried.
+        "history_script_not_checked": {"action": "getHistory", "data": {"sessionId": SID, "message": "<script>alert(1)</script>"}},
+        "history_null_byte_not_checked": {"action": "getHistory", "data": {"sessionId": SID, "message": "\x00"}},
+        "clear_whitespace_not_checked": {"action": "clearSession", "data": {"sessionId": SID, "message": "   "}},
+        "history_mixed_script_not_checked": {"action": "getHistory", "data": {"sessionId": SID, "message": "漫画 Привет"}},
+        # The contract still applies to their message.
+        "history_empty_message_contract": {"action": "getHistory", "data": {"sessionId": SID, "message": ""}},
+        "clear_message_number_contract": {"action": "clearSession", "data": {"sessionId": SID, "message": 1}},
+        # Refused: the first failing check, then nothing left.
+        "refused_null_before_pattern": send("<script>\x00"),
+        "refused_pattern_japanese": send("こんにちは{{名前}}さん", sessionId=SID),
+        "refused_control_before_mixed": send("漫Ж\x01\x02"),
+        "refused_mixed_script_fast": send("マンガ манга", modelPreference="fast"),
+        "refused_zero_width_only_is_control": send("\u200b\u200b\u200b"),
+        "refused_bom_only_is_control": send("\ufeff"),
+        "empty_separators_only": send("\u2028\u2029\u202f"),
+        "empty_whitespace_only": send(" \u3000\t\n "),
+        "empty_ideographic_spaces": send("\u3000" * 10),
+        "empty_separators_and_spaces": send(" \u2028 \u202f "),
+        # Contract first: every violation, even when the message would fail a check too.
+        "contract_before_pattern": send("<script>", sessionId="x"),
+        "contract_before_null": send("\x00", preferredLanguage="fr"),
+        "contract_before_empty": send(" ", modelPreference="best"),
+        "contract_too_long_not_too_large": send("😀" * 4097),
+        "contract_too_long_and_pattern": send("<script>" + "a" * 4000),
+        "contract_too_long_japanese": send("漫画" * 2001),
+        "contract_empty_message": send(""),
+        "contract_message_missing": {"action": "sendMessage", "data": {}},
+        "contract_message_number": send(42),
+        "contract_session_missing": {"action": "getHistory", "data": {}},
+        "contract_session_uppercase": {"action": "clearSession", "data": {"sessionId": SID.upper()}},
+        "contract_action_unknown": {"action": "dance", "data": {"message": "hi"}},
+        "contract_action_missing": {"data": {"message": "<script>"}},
+        "contract_unknown_properties": {**send("hi", lang="ja"), "extra": True},
+        "contract_everything_wrong": {"action": [], "data": {"message": ["x"], "sessionId": None, "modelPreference": 3}, "metadata": "m", "q": None},
+        "contract_metadata_timestamp_float": {**send("hi"), "metadata": {"timestamp": 1.5}},
+        "contract_top_array": [send("hi")],
+        "contract_top_string": "sendMessage",
+        "contract_top_null": None,
+    })
+    return cases
+
+
 def build():
     suites = {}
     suites["check"] = [vec(n, {"message": m}, ref.check_report(m)) for n, m in CHECK_CASES.items()] + SPEC_ONLY_CHECK
@@ -588,6 +707,7 @@ def build():
     suites["body"] = [vec(n, b, ref.body_report(b)) for n, b in BODY_CASES.items()]
     suites["contract"] = [vec(n, d, ref.validate(d)) for n, d in CONTRACT_CASES.items()]
     suites["precheck"] = [vec(n, i, ref.precheck(i)) for n, i in precheck_cases().items()]
+    suites["screen"] = [vec(n, d, ref.screen(d)) for n, d in screen_cases().items()]
     for vectors in suites.values():
         for v in vectors:
             if v.get("by") != "spec":

@@ -309,3 +309,28 @@ def precheck(inp):
         "model": {"key": key, "id": CATALOG[key]["id"]},
         "refusal": refusal,
     }
+
+
+# Screening (SPEC 10: what the service does with a request before anything else)
+def screen(doc):
+    """The service's outcome for a request document, in its refusal order."""
+    violations = validate(doc)
+    if violations:
+        return {"outcome": "contract", "violations": violations}
+    data = doc["data"]
+    message = ""
+    if doc["action"] == "sendMessage":
+        code, detail = check(data["message"])
+        if code is not None:
+            return {"outcome": "refused", "code": code, "detail": detail}
+        message = sanitize(data["message"])
+        if not message:
+            return {"outcome": "refused", "code": "empty_message", "detail": EMPTY_MESSAGE_DETAIL}
+    return {
+        "outcome": "accepted",
+        "action": doc["action"],
+        "sessionId": data.get("sessionId"),
+        "message": message,
+        "modelPreference": data.get("modelPreference", "auto"),
+        "estimatedTokens": estimate(message),
+    }

@@ -46,6 +46,7 @@ const suites = {
   body: (v) => guarded(() => m.buildBody(v.input)),
   contract: (v) => m.validateRequest(v.input),
   precheck: (v) => guarded(() => m.precheck(v.input)),
+  screen: (v) => guarded(() => m.screen(v.rawInput)),
 };
 
 for (const [suite, answer] of Object.entries(suites)) {

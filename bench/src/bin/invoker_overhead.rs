@@ -18,12 +18,12 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mangaassist_bedrock::clock::SystemClock;
+use mangaassist_bedrock::invoker::{Candidate, Invoker, InvokerConfig};
+use mangaassist_bedrock::profile::EnvProfile;
 use mangaassist_core::body::{BodySettings, build_body};
 use mangaassist_core::models::Catalog;
-use mangaassist_host::bedrock::health::SystemClock;
-use mangaassist_host::bedrock::invoker::{Invoker, InvokerConfig};
-use mangaassist_host::bedrock::profile::EnvProfile;
-use mangaassist_host::emulator::{self, EmulatorConfig};
+use mangaassist_emulator::{self as emulator, EmulatorConfig};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -127,7 +127,16 @@ fn main() {
         let mut invoke = Vec::with_capacity(n);
         for i in 0..n + 200 {
             let started = Instant::now();
-            invoker.invoke(&[&model], &body, budget).await.unwrap();
+            invoker
+                .invoke(
+                    &[Candidate {
+                        model: &model,
+                        body: &body,
+                    }],
+                    budget,
+                )
+                .await
+                .unwrap();
             if i >= 200 {
                 invoke.push(started.elapsed());
             }
@@ -138,7 +147,14 @@ fn main() {
         for i in 0..n + 200 {
             let started = Instant::now();
             invoker
-                .invoke_stream(&[&model], &body, budget, |_| {})
+                .invoke_stream(
+                    &[Candidate {
+                        model: &model,
+                        body: &body,
+                    }],
+                    budget,
+                    |_| {},
+                )
                 .await
                 .unwrap();
             if i >= 200 {

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mangaassist_host::service::config::resolve;
-use mangaassist_host::service::server::start;
+use mangaassist_service::config::resolve;
+use mangaassist_service::server::start;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -104,6 +104,92 @@ mod tests {
         }
     }
 
+    fn refusal(p: &str) -> String {
+        match PatternList::new(&[p.to_string()]) {
+            Ok(_) => panic!("{p:?} should be refused"),
+            Err(e) => {
+                assert_eq!(e.code(), "invalid_pattern", "{p}");
+                e.to_string()
+            }
+        }
+    }
+
+    /// Python: `re.search(r'\bx?-', 'a-', re.I)` matches (x absent, boundary
+    /// between `a` and `-`); a rewrite fixed to the literal `x` cannot say so.
+    #[test]
+    fn boundary_beside_an_optional_literal_is_refused() {
+        for p in [
+            r"\bx?-",
+            r"\bx*-",
+            r"\bx??-",
+            r"\bx{0}-",
+            r"\bx{0,2}-",
+            r"\bx{00,2}-",
+            r"k|\bx*",
+        ] {
+            let msg = refusal(p);
+            assert!(msg.contains("may be absent"), "{p}: {msg}");
+        }
+        // Always present: still translated.
+        for (p, hit, miss) in [
+            (r"\bx+-", "a x-", "ax-"),
+            (r"\bx{1,2}-", "-xx-", "axx-"),
+            (r"\bx{2}", "xx", "axx"),
+        ] {
+            assert!(list(p).first_match(hit).is_some(), "{p} on {hit:?}");
+            assert!(list(p).first_match(miss).is_none(), "{p} on {miss:?}");
+        }
+    }
+
+    /// U+0345 (Mn, not a word character) folds together with U+0399, U+03B9
+    /// and U+1FBE (letters): `\bι` matches "x\u{345}" in Python.
+    #[test]
+    fn boundary_beside_a_literal_whose_folds_differ_in_wordness_is_refused() {
+        for p in [
+            "\\b\u{3B9}",
+            "\u{3B9}\\b",
+            "\\b\u{399}x",
+            "x\u{1FBE}\\b",
+            "\\b\u{345}",
+            "a\u{345}\\b",
+        ] {
+            let msg = refusal(p);
+            assert!(msg.contains("case-insensitive"), "{p}: {msg}");
+        }
+    }
+
+    /// In verbose mode a space beside `\b` is not its neighbour.
+    #[test]
+    fn boundary_in_verbose_mode_is_refused() {
+        for p in [
+            r"(?x)a|\b k",
+            r"(?x)k \b",
+            r"(?xi)k \b",
+            r"(?i:x)|(?sx)k \b",
+        ] {
+            let msg = refusal(p);
+            assert!(msg.contains("verbose"), "{p}: {msg}");
+        }
+        // Turning it off, or other flags, leaves `\b` alone.
+        assert!(list(r"(?-x)a|\bk").first_match("k").is_some());
+    }
+
+    /// `\x2D` is `-`, not a `D`; `]` right after `[^` is a member, not the end.
+    #[test]
+    fn boundary_neighbours_are_read_as_regex_syntax_reads_them() {
+        for p in [
+            r"\x2D\b",
+            r"\u002D\b",
+            r"\x{2D}\b",
+            r"a([^])]|\bk)",
+            r"a([]|]|\bk)",
+        ] {
+            refusal(p);
+        }
+        assert!(list(r"[^](]x|\bk").first_match("-k").is_some());
+        assert!(list(r"[^](]x|\bk").first_match("ak").is_none());
+    }
+
     #[test]
     fn escapes_and_classes_survive_translation() {
         let l = list(r"os\.system|[ab]c\b");

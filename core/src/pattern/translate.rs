@@ -4,7 +4,11 @@
 //! class. That is exact because we only ask *whether* a pattern matches, and
 //! it is allowed only where the extra consumed character cannot disturb the
 //! rest of the match: at the start or end of a pattern or of a top-level
-//! alternative, next to a literal character.
+//! alternative, next to a literal character. The rewrite picks its class
+//! from that one character, so the character must always be there (no `?`,
+//! `*`, `{0,n}`), must be all word or all non-word under case folding
+//! (U+0345 is a mark, its folds are letters), and must be read as
+//! regex-syntax reads it (not in verbose mode, where spaces are ignored).
 
 use crate::chars::is_python_word;
 use crate::error::Error;
@@ -81,16 +85,52 @@ fn refused_escape(pattern: &str, e: char) -> Error {
     ))
 }
 
+/// Code points whose simple case folds include both word and non-word
+/// characters: U+0345 (Mn) folds with U+0399, U+03B9 and U+1FBE (letters).
+/// A test checks the list against the case tables over all of Unicode.
+const FOLDS_MIX_WORDNESS: [char; 4] = ['\u{345}', '\u{399}', '\u{3B9}', '\u{1FBE}'];
+
+/// Whether the group whose `(` was just read (`rest` follows it) is a flag
+/// group switching verbose mode on, such as `(?x)` or `(?ix:`.
+fn enables_verbose(mut rest: impl Iterator<Item = char>) -> bool {
+    if rest.next() != Some('?') {
+        return false;
+    }
+    rest.take_while(|f| matches!(f, 'i' | 'm' | 's' | 'U' | 'u' | 'R' | 'x'))
+        .any(|f| f == 'x')
+}
+
 /// Splits a pattern into tokens, refusing the escapes [`is_refused_escape`]
-/// names, in classes too.
-fn tokenize(pattern: &str) -> Result<Vec<Token>, Error> {
+/// names, in classes too. Also says whether verbose mode (`x`) is switched on.
+fn tokenize(pattern: &str) -> Result<(Vec<Token>, bool), Error> {
     let mut tokens = Vec::new();
+    let mut verbose = false;
     let mut chars = pattern.chars().peekable();
     let mut depth = 0usize;
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
                 Some('b') => tokens.push(Token::WordBoundary),
+                // A hex escape is one item: `\x2D` is `-`, not `\x`, `2`, `D`.
+                Some(e @ ('x' | 'u' | 'U')) => {
+                    let mut escape = format!("\\{e}");
+                    if chars.peek() == Some(&'{') {
+                        while let Some(k) = chars.next_if(|&k| k != '}') {
+                            escape.push(k);
+                        }
+                        escape.extend(chars.next());
+                    } else {
+                        let digits = match e {
+                            'x' => 2,
+                            'u' => 4,
+                            _ => 8,
+                        };
+                        for _ in 0..digits {
+                            escape.extend(chars.next_if(char::is_ascii_hexdigit));
+                        }
+                    }
+                    tokens.push(Token::Other(escape));
+                }
                 Some(e) if META.contains(&e) || matches!(e, '-' | '&' | '~' | '#' | ' ') => {
                     tokens.push(Token::Literal(e))
                 }
@@ -100,11 +140,14 @@ fn tokenize(pattern: &str) -> Result<Vec<Token>, Error> {
             },
             '[' => {
                 // Copy a whole class verbatim; `\b` inside it is left to the regex parser.
+                // As in regex-syntax, a `]` right after `[` or `[^` is a member.
                 let mut class = String::from("[");
                 let mut nest = 1usize;
-                let mut first = true;
+                // 1 right after `[`, 2 right after `[^`, 0 elsewhere.
+                let mut opened = 1u8;
                 while let Some(k) = chars.next() {
                     class.push(k);
+                    let was = std::mem::take(&mut opened);
                     match k {
                         '\\' => {
                             if let Some(n) = chars.next() {
@@ -114,8 +157,12 @@ fn tokenize(pattern: &str) -> Result<Vec<Token>, Error> {
                                 class.push(n);
                             }
                         }
-                        '[' => nest += 1,
-                        ']' if !first || class != "[]" => {
+                        '[' => {
+                            nest += 1;
+                            opened = 1;
+                        }
+                        '^' if was == 1 => opened = 2,
+                        ']' if was == 0 => {
                             nest -= 1;
                             if nest == 0 {
                                 break;
@@ -123,11 +170,11 @@ fn tokenize(pattern: &str) -> Result<Vec<Token>, Error> {
                         }
                         _ => {}
                     }
-                    first = false;
                 }
                 tokens.push(Token::Other(class));
             }
             '(' => {
+                verbose |= enables_verbose(chars.clone());
                 depth += 1;
                 tokens.push(Token::Other("(".into()));
             }
@@ -140,7 +187,7 @@ fn tokenize(pattern: &str) -> Result<Vec<Token>, Error> {
             c => tokens.push(Token::Literal(c)),
         }
     }
-    Ok(tokens)
+    Ok((tokens, verbose))
 }
 
 fn push_literal(out: &mut String, c: char) {
@@ -150,15 +197,30 @@ fn push_literal(out: &mut String, c: char) {
     out.push(c);
 }
 
+/// Whether a literal followed by `rest` may match zero times: `?`, `*`, or
+/// a `{` not starting with a positive count (`{0,2}`, `{,2}`).
+fn may_be_absent(rest: &[Token]) -> bool {
+    match rest.first() {
+        Some(Token::Other(q)) if q == "?" || q == "*" => true,
+        Some(Token::Other(q)) if q == "{" => {
+            let count: String = rest
+                .iter()
+                .skip(1)
+                .map_while(|t| match t {
+                    Token::Literal(d) if d.is_ascii_digit() => Some(*d),
+                    _ => None,
+                })
+                .collect();
+            count.trim_start_matches('0').is_empty()
+        }
+        _ => false,
+    }
+}
+
 /// Rewrites every `\b` of `pattern` into a consuming class, or explains why it cannot.
 pub(super) fn translate_word_boundaries(pattern: &str) -> Result<String, Error> {
-    let tokens = tokenize(pattern)?;
-    let unsupported = || {
-        Error::invalid_pattern(format!(
-            "pattern {pattern:?}: `\\b` is supported only at the start or end of a pattern \
-             (or of a top-level alternative), next to a literal character"
-        ))
-    };
+    let (tokens, verbose) = tokenize(pattern)?;
+    let refuse = |why: String| Error::invalid_pattern(format!("pattern {pattern:?}: {why}"));
     let mut out = String::with_capacity(pattern.len() + 32);
     for (i, token) in tokens.iter().enumerate() {
         match token {
@@ -166,25 +228,51 @@ pub(super) fn translate_word_boundaries(pattern: &str) -> Result<String, Error> 
             Token::Other(s) => out.push_str(s),
             Token::TopLevelBar => out.push('|'),
             Token::WordBoundary => {
+                if verbose {
+                    return Err(refuse(
+                        "`\\b` is not supported in verbose mode (flag `x`), where the characters \
+                         beside it may be ignored whitespace"
+                            .into(),
+                    ));
+                }
                 let before = i.checked_sub(1).and_then(|j| tokens.get(j));
                 let after = tokens.get(i + 1);
                 let at_end = matches!(after, None | Some(Token::TopLevelBar));
                 let at_start = matches!(before, None | Some(Token::TopLevelBar));
-                match (before, after) {
-                    (Some(Token::Literal(c)), _) if at_end => if is_python_word(*c) {
-                        Boundary::NonWordOrEnd
-                    } else {
-                        Boundary::Word
+                let (c, boundary) = match (before, after) {
+                    (Some(Token::Literal(c)), _) if at_end => (*c, Boundary::NonWordOrEnd),
+                    (_, Some(Token::Literal(c))) if at_start => {
+                        if may_be_absent(tokens.get(i + 2..).unwrap_or_default()) {
+                            return Err(refuse(
+                                "`\\b` is not supported next to a literal that may be absent \
+                                 (`?`, `*`, `{0,n}`): the boundary would then be beside \
+                                 another character"
+                                    .into(),
+                            ));
+                        }
+                        (*c, Boundary::NonWordOrStart)
                     }
-                    .push_to(&mut out),
-                    (_, Some(Token::Literal(c))) if at_start => if is_python_word(*c) {
-                        Boundary::NonWordOrStart
-                    } else {
-                        Boundary::Word
+                    _ => {
+                        return Err(refuse(
+                            "`\\b` is supported only at the start or end of a pattern \
+                             (or of a top-level alternative), next to a literal character"
+                                .into(),
+                        ));
                     }
-                    .push_to(&mut out),
-                    _ => return Err(unsupported()),
+                };
+                if FOLDS_MIX_WORDNESS.contains(&c) {
+                    return Err(refuse(format!(
+                        "`\\b` is not supported next to U+{:04X}: its case-insensitive forms \
+                         include both word and non-word characters",
+                        u32::from(c)
+                    )));
                 }
+                if is_python_word(c) {
+                    boundary
+                } else {
+                    Boundary::Word
+                }
+                .push_to(&mut out);
             }
         }
     }
@@ -201,6 +289,10 @@ mod tests {
             r"a\bb",
             r"(a\b)",
             r"a+\b",
+            r"(?:x|)\b",
+            r"\b(?:x)?-",
+            r"\b[a-]",
+            r"\b.",
             r"\bx\d",
             r"a\s",
             r"\w",
@@ -240,6 +332,31 @@ mod tests {
             translate_word_boundaries(r"x|\bos").unwrap(),
             format!("x|{}os", rewrite(Boundary::NonWordOrStart))
         );
+    }
+
+    /// [`FOLDS_MIX_WORDNESS`] is exactly the set of code points whose case
+    /// folds (as the engine's `(?i)` has them) mix word and non-word
+    /// characters, over all of Unicode: the non-word ones `(?i)[word]`
+    /// matches, and the word ones `(?i)[those]` matches.
+    #[test]
+    fn folds_mixing_wordness_are_the_listed_ones() {
+        use super::super::engine::Engine;
+        let any_fold_of = |class: &str| Engine::new(&[format!("(?i)^[{class}]$")]).unwrap();
+        let is_in = |e: &Engine, c: char| e.first_match(c.encode_utf8(&mut [0; 4])).is_some();
+        let all = || (0..=0x10FFFF).filter_map(char::from_u32);
+        let word = any_fold_of(WORD_RANGES);
+        let non_word: Vec<char> = all()
+            .filter(|&c| !is_python_word(c) && is_in(&word, c))
+            .collect();
+        let class: String = non_word
+            .iter()
+            .map(|c| format!("\\x{{{:X}}}", u32::from(*c)))
+            .collect();
+        let back = any_fold_of(&class);
+        let mut mixed = non_word.clone();
+        mixed.extend(all().filter(|&c| is_python_word(c) && is_in(&back, c)));
+        mixed.sort_unstable();
+        assert_eq!(mixed, FOLDS_MIX_WORDNESS);
     }
 
     /// The generated ranges hold exactly the code points `is_python_word`

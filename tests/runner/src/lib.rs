@@ -36,11 +36,14 @@ pub enum Suite {
     /// `{"message","sessionId"?,"modelPreference"?}` → what a client shows
     /// before sending, and the service's first refusal (SPEC 2–5, 8).
     Precheck,
+    /// chat request (sent as JSON text) → the service's screening: contract
+    /// violations, a refusal, or the typed request it accepts (SPEC 2–5, 10).
+    Screen,
 }
 
 impl Suite {
     /// Every suite, in corpus order.
-    pub const ALL: [Suite; 8] = [
+    pub const ALL: [Suite; 9] = [
         Suite::Check,
         Suite::Policy,
         Suite::Sanitize,
@@ -49,6 +52,7 @@ impl Suite {
         Suite::Body,
         Suite::Contract,
         Suite::Precheck,
+        Suite::Screen,
     ];
 
     /// Base name of the suite's corpus file.
@@ -62,6 +66,7 @@ impl Suite {
             Suite::Body => "body",
             Suite::Contract => "contract",
             Suite::Precheck => "precheck",
+            Suite::Screen => "screen",
         }
     }
 }
@@ -79,15 +84,20 @@ pub struct Vector {
     pub name: String,
     /// The input, as JSON.
     pub input: Value,
+    /// The input's exact JSON text in the corpus (number spellings such as
+    /// `4096.0` matter to the cache key).
+    pub input_json: String,
     /// The expected answer, compact JSON, byte for byte.
     pub expected: String,
 }
 
 #[derive(Deserialize)]
-struct RawVector {
+struct RawVector<'a> {
     name: String,
-    input: Value,
-    expected: Box<RawValue>,
+    #[serde(borrow)]
+    input: &'a RawValue,
+    #[serde(borrow)]
+    expected: &'a RawValue,
 }
 
 /// `tests/corpus/`.
@@ -97,20 +107,44 @@ pub fn corpus_dir() -> PathBuf {
         .join("corpus")
 }
 
-/// Loads every vector of `suite`.
+/// Loads every vector of `suite` from `tests/corpus/`.
 pub fn load(suite: Suite) -> Result<Vec<Vector>, String> {
     let path = corpus_dir().join(format!("{}.jsonl", suite.name()));
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse(suite, &text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The corpus file of `suite` as built into this crate: a deployed binary
+/// carries the corpus its policy self-test runs.
+pub fn embedded(suite: Suite) -> &'static str {
+    match suite {
+        Suite::Check => include_str!("../../corpus/check.jsonl"),
+        Suite::Policy => include_str!("../../corpus/policy.jsonl"),
+        Suite::Sanitize => include_str!("../../corpus/sanitize.jsonl"),
+        Suite::Estimate => include_str!("../../corpus/estimate.jsonl"),
+        Suite::CacheKey => include_str!("../../corpus/cache_key.jsonl"),
+        Suite::Body => include_str!("../../corpus/body.jsonl"),
+        Suite::Contract => include_str!("../../corpus/contract.jsonl"),
+        Suite::Precheck => include_str!("../../corpus/precheck.jsonl"),
+        Suite::Screen => include_str!("../../corpus/screen.jsonl"),
+    }
+}
+
+/// Every vector of a corpus file's text (blank lines skipped).
+pub fn parse(suite: Suite, text: &str) -> Result<Vec<Vector>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
-            let raw: RawVector = serde_json::from_str(line)
-                .map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+            let raw: RawVector<'_> =
+                serde_json::from_str(line).map_err(|e| format!("{suite} line {}: {e}", i + 1))?;
+            let input = serde_json::from_str(raw.input.get())
+                .map_err(|e| format!("{suite} line {}: {e}", i + 1))?;
             Ok(Vector {
                 name: raw.name,
-                input: raw.input,
+                input,
+                input_json: raw.input.get().to_string(),
                 expected: raw.expected.get().to_string(),
             })
         })

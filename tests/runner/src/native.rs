@@ -2,7 +2,7 @@
 
 use mangaassist_core::api::{
     BodyInput, CheckInput, ErrorReport, PrecheckInput, body_report, cache_key_report, check_report,
-    precheck_report,
+    precheck_report, screen,
 };
 use mangaassist_core::contract::validate_request;
 use mangaassist_core::models::Catalog;
@@ -64,6 +64,8 @@ impl NativeEngine {
             Suite::Precheck => with_input(input, |i: PrecheckInput| {
                 precheck_report(&self.policy, &self.catalog, &i).map_err(|e| ErrorReport::from(&e))
             }),
+            // The service receives text: the input is the request, written out.
+            Suite::Screen => json(&screen(&self.policy, &input.to_string())),
         }
     }
 }

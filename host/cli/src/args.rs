@@ -1,0 +1,91 @@
+//! Command-line shape (SPEC 11).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mangaassist_emulator::faults::{FaultPlan, parse_region_fault};
+
+fn parse_fault(s: &str) -> Result<(String, FaultPlan), String> {
+    parse_region_fault(s)
+}
+
+/// mangaassist: checks, cache keys and Claude bodies for a manga store's chat,
+/// over JSON Lines (one answer line per input line).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which implementation of the core answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// The core compiled into this binary.
+    Native,
+    /// The core compiled to WebAssembly, run in wasmtime.
+    Wasm,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read {"message": s} lines; answer {"valid","code","detail","sanitized","estimatedTokens"}.
+    Check {
+        /// Engine that runs the core.
+        #[arg(long, value_enum, default_value_t = Engine::Native)]
+        engine: Engine,
+        /// Message policy as JSON ({"maxMessageBytes","disallowedPatterns","maxControlRatio"},
+        /// each optional); SPEC defaults when absent.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// With --engine wasm: policy component to run instead of the embedded one.
+        #[arg(long)]
+        policy_wasm: Option<PathBuf>,
+    },
+    /// Read Claude bodies; answer {"cacheKey": "<16 hex>"}.
+    CacheKey {
+        /// Engine that runs the core.
+        #[arg(long, value_enum, default_value_t = Engine::Native)]
+        engine: Engine,
+        /// With --engine wasm: policy component to run instead of the embedded one.
+        #[arg(long)]
+        policy_wasm: Option<PathBuf>,
+    },
+    /// Read {"message","history"?,"system"?,"maxTokens"?,"temperature"?,"modelPreference"?};
+    /// answer {"model","body","cacheKey"}.
+    Body,
+    /// Print the draft-04 JSON Schema of a chat request.
+    Schema,
+    /// Run the chat service (HTTP + WebSocket). Environment: MANGA_ENV
+    /// (dev|staging|prod, default dev), MANGAASSIST_<KEY> overrides any
+    /// configuration key, MANGAASSIST_LOG filters logs. With no configuration
+    /// it answers from the embedded Bedrock emulator, offline.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080, or the configuration's `listen`].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Configuration file (TOML, with optional [env.dev|staging|prod] sections).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the local Bedrock emulator (deterministic, clearly labelled replies).
+    Emulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: SocketAddr,
+        /// Time to first token, milliseconds.
+        #[arg(long, default_value_t = 0)]
+        ttft_ms: u64,
+        /// Time between tokens, milliseconds.
+        #[arg(long, default_value_t = 0)]
+        per_token_ms: u64,
+        /// A fault for one emulated region, REGION=KIND[:N]; KIND is throttle,
+        /// error500, error503, model_timeout, validation, drop, stall or cut:N.
+        /// Repeatable; change at run time with PUT /_emulator/faults/REGION.
+        #[arg(long = "fault", value_parser = parse_fault)]
+        faults: Vec<(String, FaultPlan)>,
+    },
+}

@@ -1,0 +1,113 @@
+//! One function per subcommand: parse a line, ask the core, serialize the answer.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use mangaassist_core::api::{
+    BodyInput, CheckInput, ErrorReport, body_report, cache_key_report, check_report,
+};
+use mangaassist_core::models::Catalog;
+use mangaassist_core::policy::{Policy, PolicyConfig};
+use mangaassist_core::schema::request_schema;
+use mangaassist_sandbox::{ActivePolicy, answers};
+use serde::Serialize;
+use serde_json::Value;
+
+fn parse_error(e: &serde_json::Error) -> String {
+    let code = match e.classify() {
+        serde_json::error::Category::Data => "invalid_input",
+        _ => "invalid_json",
+    };
+    ErrorReport::new(code, &e.to_string()).to_json()
+}
+
+fn to_line<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|e| ErrorReport::new("internal", &e.to_string()).to_json())
+}
+
+/// `check`: the SPEC 3 checks, sanitize and estimate.
+pub enum Check {
+    /// The core linked in.
+    Native(Policy),
+    /// The policy component in wasmtime (swappable while running).
+    Wasm(Arc<ActivePolicy>),
+}
+
+impl Check {
+    /// Compiles the policy (from `path`, or SPEC's) once for the whole run.
+    pub fn native(path: Option<&Path>) -> Result<Self, String> {
+        let config = match path {
+            None => PolicyConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read policy file {}: {e}", path.display()))?;
+                serde_json::from_str(&text).map_err(|e| {
+                    format!("policy file {} is not a valid policy: {e}", path.display())
+                })?
+            }
+        };
+        let policy = Policy::new(&config).map_err(|e| match path {
+            Some(path) => format!("policy file {}: {e}", path.display()),
+            None => e.to_string(),
+        })?;
+        Ok(Check::Native(policy))
+    }
+
+    /// Answers one input line.
+    pub fn answer(&self, line: &str) -> String {
+        let input = match serde_json::from_str::<CheckInput>(line) {
+            Ok(input) => input,
+            Err(e) => return parse_error(&e),
+        };
+        match self {
+            Check::Native(policy) => to_line(&check_report(policy, &input.message)),
+            Check::Wasm(active) => answers::check(&active.current().sandbox, &input.message),
+        }
+    }
+}
+
+/// `cache-key`: the SPEC 7 key of a Claude body.
+pub fn cache_key(line: &str) -> String {
+    match serde_json::from_str::<Value>(line) {
+        Ok(body) => match cache_key_report(&body) {
+            Ok(report) => to_line(&report),
+            Err(e) => to_line(&ErrorReport::from(&e)),
+        },
+        Err(e) => parse_error(&e),
+    }
+}
+
+/// `body`: model selection, the Claude body and its cache key.
+pub struct Body {
+    catalog: Catalog,
+}
+
+impl Body {
+    /// Uses the SPEC 8 catalog.
+    pub fn new() -> Result<Self, String> {
+        let catalog = Catalog::spec_default();
+        catalog.validate().map_err(|e| e.to_string())?;
+        Ok(Body { catalog })
+    }
+
+    /// Answers one input line.
+    pub fn answer(&self, line: &str) -> String {
+        match serde_json::from_str::<BodyInput>(line) {
+            Ok(input) => match body_report(&self.catalog, &input) {
+                Ok(report) => to_line(&report),
+                Err(e) => to_line(&ErrorReport::from(&e)),
+            },
+            Err(e) => parse_error(&e),
+        }
+    }
+}
+
+/// `schema`: the draft-04 JSON Schema, pretty-printed.
+pub fn print_schema(mut out: impl Write) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(&request_schema()).map_err(io::Error::other)?;
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
+}

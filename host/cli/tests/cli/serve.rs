@@ -1,0 +1,121 @@
+//! `mangaassist serve` as a process: offline by default, signals, logs.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::http::{Response, get, post_chat};
+
+fn send(addr: SocketAddr, message: &str) -> Response {
+    let request = json!({ "action": "sendMessage", "data": { "message": message } });
+    post_chat(addr, request.to_string().as_bytes())
+}
+
+/// `serve` on a free port with the embedded emulator answering at once.
+fn start() -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("MANGA_ENV")
+        .env("MANGAASSIST_EMULATOR_TTFT_MS", "0")
+        .env("MANGAASSIST_EMULATOR_PER_TOKEN_MS", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("mangaassist listening on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    log
+}
+
+#[test]
+fn serve_runs_offline_says_so_and_stops_on_sigterm() {
+    let (mut child, addr) = start();
+    let r = send(addr, "こんにちは");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.json()["reply"]
+            .as_str()
+            .unwrap()
+            .contains("エミュレーター")
+    );
+    signal(&child, "TERM");
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let log = stderr_of(&mut child);
+    assert!(log.contains("embedded Bedrock emulator"), "{log}");
+    assert!(log.contains("in-flight requests finished"), "{log}");
+}
+
+#[test]
+fn prod_logs_are_json_lines() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("MANGA_ENV", "prod")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(entry["level"], "INFO", "{entry}");
+    assert!(
+        entry["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("policy loaded")
+    );
+}
+
+/// With the embedded policy (nothing to re-read), SIGHUP still reloads
+/// (finds it unchanged) instead of killing the server.
+#[test]
+fn sighup_reloads_the_embedded_policy_and_the_server_keeps_serving() {
+    let (mut child, addr) = start();
+    signal(&child, "HUP");
+    // The watcher looks every second; give it two.
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    assert_eq!(
+        get(addr, "/healthz").status,
+        200,
+        "the server died of SIGHUP"
+    );
+    assert_eq!(send(addr, "まだ動いていますか").status, 200);
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+    let log = stderr_of(&mut child);
+    assert!(log.contains("SIGHUP: reloading the policy"), "{log}");
+    assert!(log.contains("policy unchanged"), "{log}");
+}

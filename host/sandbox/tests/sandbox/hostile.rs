@@ -1,0 +1,237 @@
+//! Hostile policy components against the sandbox: each is stopped or refused
+//! within its bounds, and the host keeps answering.
+
+use std::time::{Duration, Instant};
+
+use crate::components::{built_policy, component, component_with, unless_warm_up};
+use mangaassist_core::api::check_report;
+use mangaassist_core::policy::Policy;
+use mangaassist_sandbox::{
+    Limits, LoadError, PolicySource, Runtime, Sandbox, SandboxError, verify,
+};
+
+/// The SPEC defaults (10 ms a call, 64 MiB) with a short warm-up budget.
+fn limits() -> Limits {
+    Limits {
+        warm_up_ms: 100,
+        ..Limits::default()
+    }
+}
+
+/// Generous: the bound is 10 ms; a loaded 2-core VM may add scheduling delay.
+const STOPPED_WITHIN: Duration = Duration::from_secs(2);
+
+/// The real policy, in the same runtime, still answers correctly.
+fn host_still_answers(runtime: &Runtime) {
+    let good = verify(runtime, &built_policy(), PolicySource::Embedded)
+        .expect("the built policy passes its self-test");
+    for message in [
+        "  おすすめの漫画は\u{200b}ありますか？  ",
+        "<script>alert(1)</script>",
+    ] {
+        let answer = good.sandbox.check(message).expect("good policy answers");
+        let native = check_report(&Policy::spec_default().unwrap(), message);
+        assert_eq!(answer, native, "one shape, one answer");
+    }
+}
+
+fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+    let started = Instant::now();
+    let r = f();
+    (r, started.elapsed())
+}
+
+fn hostile(runtime: &Runtime, check_body: &str) -> Sandbox {
+    runtime
+        .load(&component(&unless_warm_up(check_body)))
+        .expect("hostile component compiles: it is well-formed, only ill-behaved")
+}
+
+#[test]
+fn a_guest_that_loops_forever_is_stopped_at_the_call_budget() {
+    let runtime = Runtime::new(limits()).unwrap();
+    let sandbox = hostile(&runtime, "(loop $spin (br $spin))");
+    for _ in 0..3 {
+        let (r, took) = timed(|| sandbox.check("are you there?"));
+        let e = r.expect_err("a loop cannot answer");
+        assert_eq!(e.code(), "policy_timeout", "{e}");
+        assert!(e.to_string().contains("10 ms"), "{e}");
+        assert!(took < STOPPED_WITHIN, "stopped after {took:?}");
+    }
+    // The same sandbox answers what does not loop (a fresh instance).
+    assert_eq!(sandbox.version().unwrap(), "hostile-0.0.1");
+    host_still_answers(&runtime);
+}
+
+#[test]
+fn a_guest_that_loops_in_its_warm_up_is_stopped_at_the_warm_up_budget() {
+    let runtime = Runtime::new(limits()).unwrap();
+    let (r, took) = timed(|| runtime.load(&component("(loop $spin (br $spin))")));
+    let e = r.err().expect("loading warms up an instance, which loops");
+    assert_eq!(e.code(), "policy_timeout", "{e}");
+    assert!(e.to_string().contains("100 ms"), "{e}");
+    assert!(took < STOPPED_WITHIN, "stopped after {took:?}");
+    // Loading it as a policy fails, with the same code.
+    let e = verify(
+        &runtime,
+        &component("(loop $spin (br $spin))"),
+        PolicySource::Embedded,
+    )
+    .err()
+    .expect("refused");
+    assert_eq!(e.code(), "policy_timeout");
+    host_still_answers(&runtime);
+}
+
+#[test]
+fn a_guest_that_grows_memory_without_bound_hits_the_cap() {
+    let runtime = Runtime::new(limits()).unwrap();
+    // 16 MiB a step, forever: the 64 MiB cap must stop it.
+    let sandbox = hostile(
+        &runtime,
+        "(loop $grow (drop (memory.grow (i32.const 256))) (br $grow))",
+    );
+    let (r, took) = timed(|| sandbox.check("more, more"));
+    let e = r.expect_err("cannot grow forever");
+    assert_eq!(e.code(), "policy_memory_limit", "{e}");
+    assert!(e.to_string().contains("67108864"), "{e}");
+    assert!(took < STOPPED_WITHIN, "stopped after {took:?}");
+    host_still_answers(&runtime);
+}
+
+#[test]
+fn a_guest_whose_first_memory_is_over_the_cap_is_refused_at_instantiation() {
+    let runtime = Runtime::new(limits()).unwrap();
+    // 2048 pages = 128 MiB initial memory.
+    let bytes = component_with("", |t| {
+        t.replace(
+            "(memory (export \"memory\") 1)",
+            "(memory (export \"memory\") 2048)",
+        )
+    });
+    let e = runtime
+        .load(&bytes)
+        .err()
+        .expect("cannot instantiate over the cap");
+    assert!(
+        matches!(e, SandboxError::Memory(_) | SandboxError::Refused(_)),
+        "{e:?}"
+    );
+    host_still_answers(&runtime);
+}
+
+#[test]
+fn a_guest_that_traps_fails_the_call_not_the_host() {
+    let runtime = Runtime::new(limits()).unwrap();
+    let sandbox = hostile(&runtime, "(unreachable)");
+    for _ in 0..3 {
+        let e = sandbox.check("boom").expect_err("traps");
+        assert_eq!(e.code(), "policy_trap", "{e}");
+        assert!(e.to_string().contains("unreachable"), "{e}");
+    }
+    // Out-of-bounds memory access is a trap too.
+    let oob = hostile(&runtime, "(drop (i32.load (i32.const -4)))");
+    assert_eq!(
+        oob.check("read past the end").unwrap_err().code(),
+        "policy_trap"
+    );
+    host_still_answers(&runtime);
+}
+
+#[test]
+fn guests_with_the_wrong_interface_are_refused_at_load() {
+    let runtime = Runtime::new(limits()).unwrap();
+    let cases: [(&str, Vec<u8>); 3] = [
+        (
+            "another interface version",
+            component_with("", |t| t.replace("checks@0.3.0", "checks@0.1.0")),
+        ),
+        (
+            "a record field of another type",
+            component_with("", |t| {
+                t.replace(
+                    "(field \"estimated-tokens\" u64)",
+                    "(field \"estimated-tokens\" u32)",
+                )
+            }),
+        ),
+        (
+            "a function missing",
+            component_with("", |t| {
+                t.replace("(export \"version\" (func $version))", "")
+            }),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let e = runtime
+            .load(&bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: accepted"));
+        assert_eq!(e.code(), "policy_refused", "{what}: {e}");
+    }
+    host_still_answers(&runtime);
+}
+
+#[test]
+fn a_well_formed_guest_with_wrong_answers_fails_its_self_test() {
+    let runtime = Runtime::new(limits()).unwrap();
+    let e = verify(&runtime, &component(""), PolicySource::Embedded)
+        .err()
+        .expect("an all-zero report is not the corpus answer");
+    assert!(matches!(e, LoadError::SelfTest(_)), "{e:?}");
+    assert_eq!(e.code(), "policy_self_test_failed");
+    assert!(e.to_string().contains("check/"), "names the vector: {e}");
+}
+
+/// The shell answers `check` with an all-zero report (valid: false, no
+/// code) and `screen` with an all-zero variant (unreadable, no code): a
+/// broken policy must fail closed, never let the message through.
+#[test]
+fn answers_the_world_rules_out_are_refused_not_passed() {
+    let runtime = Runtime::new(limits()).unwrap();
+    let sandbox = hostile(&runtime, "");
+    let e = sandbox.check("こんにちは").unwrap_err();
+    assert_eq!(e.code(), "policy_bad_answer", "{e}");
+    assert!(e.to_string().contains("valid: false"), "{e}");
+    let request = r#"{"action":"sendMessage","data":{"message":"hi"}}"#;
+    let e = sandbox.screen(request).unwrap_err();
+    assert_eq!(e.code(), "policy_bad_answer", "{e}");
+    host_still_answers(&runtime);
+}
+
+#[test]
+fn instances_of_failed_calls_are_released_to_the_pool() {
+    // Far more failing calls than the pool has slots, from several threads.
+    let runtime = Runtime::new(limits()).unwrap();
+    let sandbox = hostile(&runtime, "(unreachable)");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    assert_eq!(sandbox.check("trap").unwrap_err().code(), "policy_trap");
+                }
+            });
+        }
+    });
+    host_still_answers(&runtime);
+}
+
+/// A pool with every instance slot taken answers `policy_busy` (the
+/// engine's typed error), not a refusal of the component; freeing slots
+/// makes room again.
+#[test]
+fn a_full_instance_pool_is_busy_not_a_refusal() {
+    let runtime = Runtime::new(limits()).unwrap();
+    let bytes = component("");
+    let mut held = Vec::new();
+    let e = loop {
+        match runtime.load(&bytes) {
+            Ok(sandbox) => held.push(sandbox),
+            Err(e) => break e,
+        }
+        assert!(held.len() <= 64, "the pool never filled");
+    };
+    assert_eq!(e.code(), "policy_busy", "{e}");
+    held.clear();
+    assert!(runtime.load(&bytes).is_ok());
+}

@@ -1,0 +1,83 @@
+//! Everything a request needs, built once and shared by every request.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use mangaassist_bedrock::invoker::Invoker;
+use mangaassist_core::models::Catalog;
+use mangaassist_sandbox::{ActivePolicy, Sandbox, SandboxError};
+use tokio::sync::{Semaphore, watch};
+
+use crate::cache::ReplyCache;
+use crate::config::ServiceConfig;
+use crate::errors::ApiError;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
+use crate::sessions::SessionStore;
+
+/// The service's shared state.
+pub struct Service {
+    /// Resolved configuration.
+    pub config: ServiceConfig,
+    /// The sandboxed policy (contract and message checks), swappable.
+    pub policy: Arc<ActivePolicy>,
+    /// Policy calls under way at most (on the blocking pool, never on the
+    /// async workers: a guest call may take its whole time budget).
+    pub policy_slots: Semaphore,
+    /// Models and the selection rule.
+    pub catalog: Catalog,
+    /// Bedrock with regional failover.
+    pub invoker: Invoker,
+    /// Answers by cache key.
+    pub cache: ReplyCache,
+    /// Conversation history.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Overall and per-client rate limits.
+    pub limits: RateLimits,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Metrics,
+    /// Where answers come from, for `/healthz` (`emulator` or `aws`).
+    pub bedrock: &'static str,
+    /// Turns true when the server begins to shut down (WebSockets close).
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl Service {
+    /// The selected model's key, then the fallback model's when it is
+    /// another one.
+    pub fn model_keys(&self, selected: &str) -> Vec<String> {
+        let mut keys = vec![selected.to_string()];
+        if let Some(fallback) = &self.config.fallback_model
+            && fallback != selected
+            && self.catalog.get(fallback).is_ok()
+        {
+            keys.push(fallback.clone());
+        }
+        keys
+    }
+
+    /// Runs `call` on the serving policy on tokio's blocking pool, at most
+    /// `policy_workers` at once; a request waits for a slot.
+    pub async fn with_policy<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Sandbox) -> Result<R, SandboxError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let _slot = self.policy_slots.acquire().await.map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the service is shutting down",
+            )
+        })?;
+        let policy = self.policy.current();
+        let outcome = tokio::task::spawn_blocking(move || call(&policy.sandbox)).await;
+        match outcome {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(e) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy_call_failed",
+                format!("the policy call did not complete: {e}"),
+            )),
+        }
+    }
+}

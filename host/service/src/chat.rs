@@ -1,0 +1,402 @@
+//! The request path, top to bottom: every step a chat request goes through,
+//! and the status it gets when a step refuses it (SPEC 10). HTTP and
+//! WebSocket both come here; they differ only in how bytes arrive and
+//! whether the answer is streamed.
+
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use mangaassist_bedrock::invoker::{Candidate, Usage};
+use mangaassist_core::api::{Action, BodyInput, BodyReport, Screening, body_report_for};
+use mangaassist_core::body::Turn;
+use mangaassist_core::models::ModelPreference;
+use serde::Serialize;
+
+use crate::app::Service;
+use crate::cache::CachedReply;
+use crate::errors::ApiError;
+
+/// How a request arrived.
+pub struct Incoming {
+    /// Rate-limit identity: the API key when sent, else the peer address.
+    pub client: String,
+    /// `Content-Type` of an HTTP request; `None` for a WebSocket text frame
+    /// (JSON by the protocol's definition).
+    pub content_type: Option<ContentType>,
+    /// The body as read, or why it could not be.
+    pub body: Result<Bytes, BodyError>,
+}
+
+/// The HTTP `Content-Type` header, as sent.
+pub enum ContentType {
+    /// No header.
+    Missing,
+    /// A header (possibly not text).
+    Value(Vec<u8>),
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over the size limit (declared or sent).
+    TooLarge,
+    /// Not complete within the time budget.
+    Timeout,
+    /// The connection ended or broke mid-body.
+    Incomplete,
+}
+
+/// A successful answer (HTTP 200).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// sendMessage.
+    Reply(ReplyAnswer),
+    /// getHistory.
+    History {
+        /// The session.
+        #[serde(rename = "sessionId")]
+        session_id: String,
+        /// Its turns, oldest first.
+        turns: Vec<Turn>,
+    },
+    /// clearSession.
+    Cleared {
+        /// The session.
+        #[serde(rename = "sessionId")]
+        session_id: String,
+        /// Whether it existed.
+        cleared: bool,
+    },
+}
+
+/// The answer to a message.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyAnswer {
+    /// The session (new when the request named none).
+    pub session_id: String,
+    /// The assistant's text.
+    pub reply: String,
+    /// Catalog key of the model that answered (the fallback's, when it did).
+    pub model: String,
+    /// Bedrock id of the model that answered.
+    pub model_id: String,
+    /// Region that answered.
+    pub region: String,
+    /// Tokens in and out, as the model reported them.
+    pub usage: UsageAnswer,
+    /// Cost of this call in USD (0 for a cache hit: no call was made).
+    pub cost_usd: f64,
+    /// Whether the answer came from the response cache.
+    pub cached: bool,
+    /// SPEC 7 key of the body sent to the model that answered.
+    pub cache_key: String,
+}
+
+/// Token usage, camelCase.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageAnswer {
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+}
+
+impl From<Usage> for UsageAnswer {
+    fn from(u: Usage) -> Self {
+        UsageAnswer {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+        }
+    }
+}
+
+/// Where a streamed answer's text goes as it arrives (WebSocket); `None`
+/// answers in one piece.
+pub type Sink<'a> = Option<&'a mut (dyn FnMut(&str) + Send)>;
+
+/// Runs one request through every step. `deadline` bounds the whole request.
+pub async fn handle(
+    svc: &Service,
+    incoming: Incoming,
+    deadline: Instant,
+    sink: Sink<'_>,
+) -> Result<Answer, ApiError> {
+    // 1. Rate limits: per client, then overall (429 + Retry-After).
+    svc.limits.admit(&incoming.client)?;
+
+    // 2. The body arrived whole and within 64 KiB (413; 408 when too slow).
+    let bytes = incoming.body.map_err(|e| body_error(e, svc))?;
+    if bytes.len() > svc.config.max_body_bytes {
+        return Err(body_error(BodyError::TooLarge, svc));
+    }
+
+    // 3. It says it is JSON (415).
+    if let Some(content_type) = &incoming.content_type {
+        check_content_type(content_type)?;
+    }
+
+    // 4. It is UTF-8 text (400).
+    let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
+        ApiError::bad_request("invalid_utf8", format!("the body is not UTF-8: {e}"))
+    })?;
+
+    // 5. The sandboxed policy screens it in one call, in the core's order:
+    //    JSON and the SPEC 2 contract (400, every violation listed), then
+    //    for a message its checks and what is left after sanitizing (422).
+    let request = match svc
+        .with_policy(move |sandbox| sandbox.screen(&text))
+        .await?
+    {
+        Screening::Accepted(request) => request,
+        Screening::Invalid { code, message } => return Err(ApiError::bad_request(&code, message)),
+        Screening::Contract { violations } => {
+            return Err(ApiError::bad_request(
+                "contract_violation",
+                format!(
+                    "the request breaks the chat contract in {} place(s)",
+                    violations.len()
+                ),
+            )
+            .with_details(&violations));
+        }
+        Screening::Refused(refusal) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &refusal.code,
+                refusal.detail,
+            ));
+        }
+    };
+
+    // 6. History actions need nothing more; a message goes on (7-10).
+    match (request.action, request.session_id) {
+        (Action::GetHistory, Some(session_id)) => {
+            let turns = svc.sessions.history(&session_id);
+            Ok(Answer::History { session_id, turns })
+        }
+        (Action::ClearSession, Some(session_id)) => {
+            let cleared = svc.sessions.clear(&session_id);
+            Ok(Answer::Cleared {
+                session_id,
+                cleared,
+            })
+        }
+        (Action::SendMessage, session_id) => {
+            let session_id = session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            send_message(
+                svc,
+                session_id,
+                request.message,
+                request.model_preference,
+                deadline,
+                sink,
+            )
+            .await
+        }
+        // The contract requires a sessionId for these; kept total anyway.
+        (Action::GetHistory | Action::ClearSession, None) => Err(ApiError::bad_request(
+            "contract_violation",
+            "this action needs data.sessionId",
+        )),
+    }
+}
+
+/// Steps 7 to 10 of a message: model, bodies, cache, Bedrock, session.
+async fn send_message(
+    svc: &Service,
+    session_id: String,
+    message: String,
+    model_preference: ModelPreference,
+    deadline: Instant,
+    sink: Sink<'_>,
+) -> Result<Answer, ApiError> {
+    // 7. Model selection and a Claude body (and cache key) for the selected
+    //    model and for the fallback model, each with its own settings.
+    let history = svc.sessions.history(&session_id);
+    let input = BodyInput {
+        message: message.clone(),
+        history,
+        system: None,
+        max_tokens: None,
+        temperature: None,
+        model_preference,
+    };
+    let internal = |e: mangaassist_core::Error| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.code(), e.message())
+    };
+    let prepared: Vec<BodyReport> = svc
+        .model_keys(
+            &svc.catalog
+                .choice(model_preference, &message)
+                .map_err(internal)?
+                .key,
+        )
+        .into_iter()
+        .map(|key| body_report_for(&svc.catalog, &key, &input))
+        .collect::<Result<_, _>>()
+        .map_err(internal)?;
+    let Some(first) = prepared.first() else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unknown_model",
+            "no model to ask",
+        ));
+    };
+
+    // 8. The response cache (TTL 300 s), by the selected model's body: a
+    //    hit answers without Bedrock.
+    if let Some(hit) = svc.cache.get(&first.model.key, &first.cache_key) {
+        svc.metrics.cache(true);
+        if let Some(sink) = sink {
+            sink(&hit.text);
+        }
+        svc.sessions.append(&session_id, &message, &hit.text);
+        return Ok(Answer::Reply(ReplyAnswer {
+            session_id,
+            reply: hit.text.clone(),
+            model: first.model.key.clone(),
+            model_id: hit.model_id.clone(),
+            region: hit.region.clone(),
+            usage: hit.usage.into(),
+            cost_usd: 0.0,
+            cached: true,
+            cache_key: first.cache_key.clone(),
+        }));
+    }
+    svc.metrics.cache(false);
+
+    // 9. Bedrock, with regional failover and the fallback model (503 when
+    //    every region failed, 504 past the budget).
+    let specs = prepared
+        .iter()
+        .map(|p| svc.catalog.get(&p.model.key).map_err(internal))
+        .collect::<Result<Vec<_>, _>>()?;
+    let candidates: Vec<Candidate<'_>> = prepared
+        .iter()
+        .zip(&specs)
+        .map(|(p, model)| Candidate {
+            model,
+            body: &p.body,
+        })
+        .collect();
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let outcome = match sink {
+        Some(sink) => {
+            svc.invoker
+                .invoke_stream(&candidates, budget, |t| sink(t))
+                .await
+        }
+        None => svc.invoker.invoke(&candidates, budget).await,
+    };
+    let reply = outcome.map_err(|e| {
+        svc.metrics.region_failures(e.failures());
+        ApiError::from(&e)
+    })?;
+    svc.metrics.reply(&reply);
+
+    // 10. Remember the answer under the key of the body the answering model
+    //     was sent (a fallback's answer never poses as the selected model's),
+    //     and the exchange in the session.
+    let answered = prepared.get(reply.candidate).unwrap_or(first);
+    svc.cache.insert(
+        &answered.model.key,
+        &answered.cache_key,
+        CachedReply {
+            text: reply.text.clone(),
+            model_id: reply.model_id.clone(),
+            region: reply.region.clone(),
+            usage: reply.usage,
+        },
+    );
+    svc.sessions.append(&session_id, &message, &reply.text);
+    Ok(Answer::Reply(ReplyAnswer {
+        session_id,
+        reply: reply.text,
+        model: answered.model.key.clone(),
+        model_id: reply.model_id,
+        region: reply.region,
+        usage: reply.usage.into(),
+        cost_usd: reply.cost_usd,
+        cached: false,
+        cache_key: answered.cache_key.clone(),
+    }))
+}
+
+fn body_error(e: BodyError, svc: &Service) -> ApiError {
+    match e {
+        BodyError::TooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is over {} bytes",
+                svc.config.max_body_bytes
+            ),
+        ),
+        BodyError::Timeout => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} ms",
+                svc.config.sync_budget_ms
+            ),
+        ),
+        BodyError::Incomplete => {
+            ApiError::bad_request("body_incomplete", "the request body ended early")
+        }
+    }
+}
+
+/// `application/json`, with or without parameters (a charset other than
+/// UTF-8 is refused: the body must be UTF-8).
+fn check_content_type(content_type: &ContentType) -> Result<(), ApiError> {
+    let refuse = |what: String| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send the request as application/json (UTF-8); got {what}"),
+        )
+    };
+    let value = match content_type {
+        ContentType::Missing => return Err(refuse("no Content-Type".into())),
+        ContentType::Value(v) => String::from_utf8_lossy(v).to_ascii_lowercase(),
+    };
+    let mut parts = value.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or_default();
+    if essence != "application/json" {
+        return Err(refuse(format!("Content-Type {essence:?}")));
+    }
+    for param in parts {
+        if let Some(charset) = param.strip_prefix("charset=") {
+            let charset = charset.trim_matches('"');
+            if charset != "utf-8" && charset != "utf8" {
+                return Err(refuse(format!("charset {charset:?}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    fn ct(v: &str) -> ContentType {
+        ContentType::Value(v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn json_content_types_pass_and_others_are_named() {
+        assert!(check_content_type(&ct("application/json")).is_ok());
+        assert!(check_content_type(&ct("Application/JSON; charset=UTF-8")).is_ok());
+        for bad in ["text/plain", "application/json; charset=latin1", "json", ""] {
+            let e = check_content_type(&ct(bad)).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
+        }
+        assert!(check_content_type(&ContentType::Missing).is_err());
+    }
+}

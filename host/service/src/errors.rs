@@ -1,0 +1,132 @@
+//! The service's refusals: an HTTP status, a stable code, a message and
+//! details, answered as SPEC 10's `{"error":{"code","message","details"}}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::value::{RawValue, to_raw_value};
+
+use crate::limits::Limited;
+use mangaassist_bedrock::invoker::InvokeError;
+use mangaassist_sandbox::SandboxError;
+
+/// One refusal of the service.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status (also sent in WebSocket responses).
+    pub status: StatusCode,
+    /// Stable snake_case code.
+    pub code: String,
+    /// Plain explanation.
+    pub message: String,
+    /// Violations, region failures, or empty (kept as JSON text so their
+    /// fields stay in the order the core writes them).
+    pub details: Vec<Box<RawValue>>,
+    /// Seconds for `Retry-After` (429 only).
+    pub retry_after: Option<u64>,
+}
+
+/// The wire shape of an error.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorFields<'a> {
+    code: &'a str,
+    message: &'a str,
+    details: &'a [Box<RawValue>],
+}
+
+impl ApiError {
+    /// An error without details.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            details: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// The same error with details.
+    pub fn with_details<T: Serialize>(mut self, details: &[T]) -> Self {
+        self.details = details
+            .iter()
+            .filter_map(|d| to_raw_value(d).ok())
+            .collect();
+        self
+    }
+
+    /// 400 with the request's contract violations.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            error: ErrorFields {
+                code: &self.code,
+                message: &self.message,
+                details: &self.details,
+            },
+        }
+    }
+}
+
+impl From<Limited> for ApiError {
+    fn from(limited: Limited) -> Self {
+        let secs = limited.retry_after_secs();
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            limited.code(),
+            match limited {
+                Limited::Overall(_) => {
+                    format!("the service is at its request rate limit; retry in {secs} s")
+                }
+                Limited::Client(_) => {
+                    format!("this client is at its request rate limit; retry in {secs} s")
+                }
+            },
+        );
+        e.retry_after = Some(secs);
+        e
+    }
+}
+
+impl From<&InvokeError> for ApiError {
+    fn from(e: &InvokeError) -> Self {
+        let status = match e {
+            // Our body was refused: a defect on our side, not the client's.
+            InvokeError::Rejected(_) => StatusCode::BAD_GATEWAY,
+            InvokeError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            InvokeError::Deadline(..) => StatusCode::GATEWAY_TIMEOUT,
+        };
+        ApiError::new(status, e.code(), e.to_string()).with_details(e.failures())
+    }
+}
+
+impl From<SandboxError> for ApiError {
+    fn from(e: SandboxError) -> Self {
+        let status = match e {
+            SandboxError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.code(), format!("the policy engine failed: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,174 @@
+//! The HTTP handlers: POST /v1/chat (reading a body within its limits and
+//! the sync time budget), /healthz, /metrics and the fallbacks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::app::Service;
+use crate::chat::{self, BodyError, ContentType, Incoming};
+use crate::errors::ApiError;
+use crate::limits::client_id;
+use crate::outcome::{record_error, respond};
+
+/// POST /v1/chat: one request, one JSON answer, within the sync budget,
+/// which starts when the headers are in: reading the body spends it too.
+pub(crate) async fn chat_http(
+    State(svc): State<Arc<Service>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let budget = Duration::from_millis(svc.config.sync_budget_ms);
+    let deadline = started + budget;
+    let body = read_body(&parts.headers, body, svc.config.max_body_bytes, deadline).await;
+    let incoming = Incoming {
+        client: client_id(&parts.headers, peer, &svc.config.api_keys),
+        content_type: Some(match parts.headers.get(header::CONTENT_TYPE) {
+            Some(v) => ContentType::Value(v.as_bytes().to_vec()),
+            None => ContentType::Missing,
+        }),
+        body,
+    };
+    let result = tokio::time::timeout_at(
+        deadline.into(),
+        chat::handle(&svc, incoming, deadline, None),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "budget_exceeded",
+            format!("no answer within the {} ms budget", budget.as_millis()),
+        ))
+    });
+    respond(&svc, "chat", started, result)
+}
+
+/// The body, refused early when it says or proves it is too large, and
+/// bounded in time so a slow sender cannot hold a request open.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    deadline: Instant,
+) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| BodyError::Incomplete)?;
+            if buf.len() + chunk.len() > max {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout_at(deadline.into(), read)
+        .await
+        .unwrap_or(Err(BodyError::Timeout))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    status: &'static str,
+    policy: PolicyHealth,
+    bedrock: &'static str,
+    regions: Vec<RegionHealth>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PolicyHealth {
+    version: String,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RegionHealth {
+    region: String,
+    consecutive_failures: u32,
+    cooling_for_secs: u64,
+    last_error: Option<String>,
+}
+
+/// GET /healthz: the service answers; which policy and regions it has.
+pub(crate) async fn healthz(State(svc): State<Arc<Service>>) -> Response {
+    let policy = svc.policy.current();
+    axum::Json(Health {
+        status: "ok",
+        policy: PolicyHealth {
+            version: policy.version.clone(),
+            sha256: policy.sha256.clone(),
+        },
+        bedrock: svc.bedrock,
+        regions: svc
+            .invoker
+            .health()
+            .snapshot()
+            .into_iter()
+            .map(|r| RegionHealth {
+                region: r.region,
+                consecutive_failures: r.consecutive_failures,
+                cooling_for_secs: r.cooling_for.map_or(0, |d| d.as_secs()),
+                last_error: r.last_error,
+            })
+            .collect(),
+    })
+    .into_response()
+}
+
+/// GET /metrics: Prometheus text format.
+pub(crate) async fn metrics(State(svc): State<Arc<Service>>) -> Response {
+    match svc.metrics.render(&svc.invoker.health().snapshot()) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics_failed",
+            "the metrics could not be encoded",
+        )
+        .into_response(),
+    }
+}
+
+pub(crate) async fn not_found(State(svc): State<Arc<Service>>) -> Response {
+    let e = ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route");
+    record_error(&svc, "other", Instant::now(), &e);
+    e.into_response()
+}
+
+pub(crate) async fn method_not_allowed(State(svc): State<Arc<Service>>) -> Response {
+    let e = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method (POST /v1/chat, GET /v1/ws, /healthz, /metrics)",
+    );
+    record_error(&svc, "other", Instant::now(), &e);
+    e.into_response()
+}

@@ -1,0 +1,19 @@
+//! The chat service (SPEC 10): HTTP and WebSocket over the sandboxed policy,
+//! the Bedrock invoker, a response cache, sessions, rate limits and metrics.
+//! Start at [`server::start`] (build everything from a [`config::Resolved`]
+//! and listen); the request path itself, read top to bottom, is
+//! [`chat::handle`].
+
+pub mod app;
+pub mod cache;
+pub mod chat;
+pub mod config;
+pub mod errors;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod outcome;
+pub mod routes;
+pub mod server;
+pub mod sessions;
+pub mod ws;

@@ -1,0 +1,158 @@
+//! Request rate limits (SPEC 10): one overall budget (100/s, burst 200 by
+//! default) and one per client (its API key when sent, else its address),
+//! both GCRA from governor. A refusal says how long to wait, for
+//! `Retry-After`.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+/// Which limit refused a request, and when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// The service as a whole is at its rate.
+    Overall(Duration),
+    /// This client is at its rate.
+    Client(Duration),
+}
+
+impl Limited {
+    /// Whole seconds for `Retry-After` (at least 1).
+    pub fn retry_after_secs(self) -> u64 {
+        let (Limited::Overall(wait) | Limited::Client(wait)) = self;
+        (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+    }
+
+    /// Stable snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Limited::Overall(_) => "rate_limited",
+            Limited::Client(_) => "client_rate_limited",
+        }
+    }
+}
+
+type Overall<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type PerClient<C> =
+    RateLimiter<String, DashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// Both limits.
+pub struct RateLimits<C: Clock = DefaultClock> {
+    overall: Overall<C>,
+    per_client: PerClient<C>,
+    clock: C,
+}
+
+fn quota(per_second: u32, burst: u32) -> Result<Quota, String> {
+    let rate = NonZeroU32::new(per_second).ok_or("a rate limit must be at least 1 per second")?;
+    let burst = NonZeroU32::new(burst).ok_or("a burst must be at least 1")?;
+    Ok(Quota::per_second(rate).allow_burst(burst))
+}
+
+impl RateLimits<DefaultClock> {
+    /// Limits on the real clock.
+    pub fn new(overall: (u32, u32), per_client: (u32, u32)) -> Result<Self, String> {
+        Self::with_clock(overall, per_client, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RateLimits<C> {
+    /// Limits on `clock` (tests use governor's fake clock).
+    pub fn with_clock(
+        (rate, burst): (u32, u32),
+        (client_rate, client_burst): (u32, u32),
+        clock: C,
+    ) -> Result<Self, String> {
+        Ok(RateLimits {
+            overall: RateLimiter::direct_with_clock(quota(rate, burst)?, clock.clone()),
+            per_client: RateLimiter::dashmap_with_clock(
+                quota(client_rate, client_burst)?,
+                clock.clone(),
+            ),
+            clock,
+        })
+    }
+
+    /// Admits one request from `client`, or says which limit refused it.
+    /// The client's own limit is checked first, so one noisy client spends
+    /// its budget without draining everyone's.
+    pub fn admit(&self, client: &str) -> Result<(), Limited> {
+        let now = self.clock.now();
+        self.per_client
+            .check_key(&client.to_string())
+            .map_err(|n| Limited::Client(n.wait_time_from(now)))?;
+        self.overall
+            .check()
+            .map_err(|n| Limited::Overall(n.wait_time_from(now)))
+    }
+
+    /// Forgets clients whose budget is full again (call periodically).
+    pub fn forget_idle_clients(&self) {
+        self.per_client.retain_recent();
+    }
+}
+
+/// Who a request counts against: its API key when it is one of
+/// `known_keys`, else its address (an unknown key is not an identity:
+/// anyone can make one up per request).
+pub fn client_id(headers: &HeaderMap, peer: SocketAddr, known_keys: &[String]) -> String {
+    match headers
+        .get("x-api-key")
+        .and_then(|key| known_keys.iter().find(|k| k.as_bytes() == key.as_bytes()))
+    {
+        Some(key) => format!("key:{key}"),
+        None => format!("addr:{}", peer.ip()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    #[test]
+    fn the_overall_burst_then_the_rate() {
+        let clock = FakeRelativeClock::default();
+        let limits = RateLimits::with_clock((100, 200), (1000, 1000), clock.clone()).unwrap();
+        for i in 0..200 {
+            assert_eq!(limits.admit(&format!("c{i}")), Ok(()), "request {i}");
+        }
+        let refused = limits.admit("c").unwrap_err();
+        assert_eq!(refused, Limited::Overall(Duration::from_millis(10)));
+        assert_eq!(refused.retry_after_secs(), 1);
+        assert_eq!(refused.code(), "rate_limited");
+        clock.advance(Duration::from_millis(10));
+        assert_eq!(limits.admit("c"), Ok(()));
+    }
+
+    #[test]
+    fn one_client_cannot_take_everyone_s_budget() {
+        let clock = FakeRelativeClock::default();
+        let limits = RateLimits::with_clock((100, 200), (2, 3), clock.clone()).unwrap();
+        for _ in 0..3 {
+            assert_eq!(limits.admit("noisy"), Ok(()));
+        }
+        let refused = limits.admit("noisy").unwrap_err();
+        assert!(
+            matches!(refused, Limited::Client(w) if w == Duration::from_millis(500)),
+            "{refused:?}"
+        );
+        assert_eq!(refused.code(), "client_rate_limited");
+        assert_eq!(limits.admit("quiet"), Ok(()));
+    }
+
+    #[test]
+    fn zero_rates_are_configuration_errors() {
+        assert!(RateLimits::new((0, 1), (1, 1)).is_err());
+        assert!(RateLimits::new((1, 1), (1, 0)).is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! `/metrics` in the Prometheus text format: requests by status, refusals by
+//! code, cache hits, Bedrock calls and failures per region, region cooldowns,
+//! latency, tokens and cost. prometheus-client (the Prometheus project's own
+//! Rust client) keeps it lock-free on the request path.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use mangaassist_bedrock::classify::RegionFailure;
+use mangaassist_bedrock::health::RegionStatus;
+use mangaassist_bedrock::invoker::Reply;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegionOutcomeLabels {
+    region: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegionLabels {
+    region: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+type Latency = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric the service keeps.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    rejections: Family<CodeLabels, Counter>,
+    cache: Family<OutcomeLabels, Counter>,
+    invocations: Family<RegionOutcomeLabels, Counter>,
+    latency: Latency,
+    tokens: Family<DirectionLabels, Counter>,
+    cost: Counter<f64, AtomicU64>,
+    cooling: Family<RegionLabels, Gauge<f64, AtomicU64>>,
+    consecutive: Family<RegionLabels, Gauge>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms to ~4 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// All metrics at zero, registered under `mangaassist_`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mangaassist");
+        let m = Metrics {
+            requests: Family::default(),
+            rejections: Family::default(),
+            cache: Family::default(),
+            invocations: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            tokens: Family::default(),
+            cost: Counter::default(),
+            cooling: Family::default(),
+            consecutive: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests answered, by route and HTTP status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Requests refused, by error code",
+            m.rejections.clone(),
+        );
+        registry.register(
+            "cache_lookups",
+            "Response cache lookups, by outcome (hit, miss)",
+            m.cache.clone(),
+        );
+        registry.register(
+            "bedrock_invocations",
+            "Bedrock calls, by region and outcome (answered, failed)",
+            m.invocations.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from a request's headers to its answer (reading its body included), by route",
+            m.latency.clone(),
+        );
+        registry.register(
+            "tokens",
+            "Tokens reported by the models, by direction (input, output)",
+            m.tokens.clone(),
+        );
+        registry.register(
+            "cost_usd",
+            "Cost of the answered calls, USD",
+            m.cost.clone(),
+        );
+        registry.register(
+            "region_cooldown_seconds",
+            "Seconds until a cooling region is tried again (0: available)",
+            m.cooling.clone(),
+        );
+        registry.register(
+            "region_consecutive_failures",
+            "Consecutive failures of a region",
+            m.consecutive.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// One answered request.
+    pub fn request(&self, route: &'static str, status: u16, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { route })
+            .observe(took.as_secs_f64());
+    }
+
+    /// One refusal.
+    pub fn rejection(&self, code: &str) {
+        self.rejections
+            .get_or_create(&CodeLabels {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// One cache lookup.
+    pub fn cache(&self, hit: bool) {
+        let outcome = if hit { "hit" } else { "miss" };
+        self.cache.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Region failures on the way to an answer or an error.
+    pub fn region_failures(&self, failures: &[RegionFailure]) {
+        for f in failures {
+            self.invocations
+                .get_or_create(&RegionOutcomeLabels {
+                    region: f.region.clone(),
+                    outcome: "failed",
+                })
+                .inc();
+        }
+    }
+
+    /// An answer from Bedrock: its region, failures before it, tokens, cost.
+    pub fn reply(&self, reply: &Reply) {
+        self.region_failures(&reply.failures);
+        self.invocations
+            .get_or_create(&RegionOutcomeLabels {
+                region: reply.region.clone(),
+                outcome: "answered",
+            })
+            .inc();
+        self.tokens
+            .get_or_create(&DirectionLabels { direction: "input" })
+            .inc_by(reply.usage.input_tokens);
+        self.tokens
+            .get_or_create(&DirectionLabels {
+                direction: "output",
+            })
+            .inc_by(reply.usage.output_tokens);
+        self.cost.inc_by(reply.cost_usd);
+    }
+
+    /// The text exposition, with region health as of now.
+    pub fn render(&self, regions: &[RegionStatus]) -> Result<String, std::fmt::Error> {
+        for r in regions {
+            let labels = RegionLabels {
+                region: r.region.clone(),
+            };
+            self.cooling
+                .get_or_create(&labels)
+                .set(r.cooling_for.map_or(0.0, |d| d.as_secs_f64()));
+            self.consecutive
+                .get_or_create(&labels)
+                .set(i64::from(r.consecutive_failures));
+        }
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

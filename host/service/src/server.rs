@@ -1,0 +1,231 @@
+//! Starting and stopping the service: policy, Bedrock (or the embedded
+//! emulator when no AWS is configured), the listener, background upkeep and
+//! a graceful shutdown that lets in-flight requests finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::Service;
+use crate::cache::ReplyCache;
+use crate::config::{BedrockMode, Resolved};
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
+use crate::routes::router;
+use crate::sessions::MemorySessions;
+use mangaassist_bedrock::clock::SystemClock;
+use mangaassist_bedrock::invoker::{CredentialSource, Invoker, InvokerConfig, RegionEndpoint};
+use mangaassist_emulator::{self as emulator, EmulatorConfig, EmulatorHandle, Latency};
+use mangaassist_sandbox::{ActivePolicy, PolicySource, Watcher};
+use mangaassist_sandbox::{Limits, Runtime};
+
+/// How often idle per-client rate-limit state is dropped.
+const FORGET_CLIENTS_EVERY: Duration = Duration::from_secs(60);
+
+/// A running service.
+pub struct Server {
+    addr: SocketAddr,
+    service: Arc<Service>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+    emulator: Option<EmulatorHandle>,
+    _watcher: Watcher,
+}
+
+impl Server {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The embedded emulator, when the service answers from it.
+    pub fn emulator(&self) -> Option<&EmulatorHandle> {
+        self.emulator.as_ref()
+    }
+
+    /// The shared state (for tests and benchmarks that look inside).
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// Stops accepting, closes WebSockets, lets in-flight requests finish
+    /// (up to `drain_ms`), then stops the emulator.
+    pub async fn shutdown(mut self) {
+        let drain = Duration::from_millis(self.service.config.drain_ms);
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(drain, &mut self.task).await {
+            Ok(Ok(Ok(()))) => tracing::info!("service stopped; in-flight requests finished"),
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "service stopped with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "service task failed"),
+            Err(_) => {
+                tracing::warn!(
+                    drain_ms = drain.as_millis() as u64,
+                    "requests still in flight after the drain time; stopping anyway"
+                );
+                self.task.abort();
+            }
+        }
+        if let Some(emulator) = self.emulator.take() {
+            emulator.shutdown().await;
+        }
+    }
+}
+
+/// Builds everything `resolved` describes and starts serving.
+pub async fn start(resolved: Resolved) -> Result<Server, String> {
+    let config = resolved.service;
+
+    let limits = Limits {
+        call_timeout_ms: config.policy_call_timeout_ms,
+        max_memory_bytes: config.policy_max_memory_mib.saturating_mul(1024 * 1024),
+        ..Limits::default()
+    };
+    let source = config
+        .policy_wasm
+        .clone()
+        .map_or(PolicySource::Embedded, PolicySource::File);
+    let workers = config.policy_workers;
+    // Compiling the component takes about a second, and every instance a
+    // warm-up: off the async workers, and before the first request, one
+    // ready instance per policy worker.
+    let policy = tokio::task::spawn_blocking(move || {
+        let runtime = Runtime::new(limits).map_err(|e| e.to_string())?;
+        let policy =
+            ActivePolicy::start(runtime, source).map_err(|e| format!("{} ({})", e, e.code()))?;
+        let current = policy.current();
+        for _ in 1..workers {
+            current
+                .sandbox
+                .spare_instance()
+                .map_err(|e| format!("cannot pre-warm the policy: {e} ({})", e.code()))?;
+        }
+        Ok::<_, String>(policy)
+    })
+    .await
+    .map_err(|e| format!("policy loading failed: {e}"))??;
+    let policy = Arc::new(policy);
+    // SIGHUP reloads (a file source is also watched for changes); with the
+    // embedded policy it finds it unchanged, rather than ending the process.
+    let watcher = policy
+        .watch(Duration::from_secs(1))
+        .map_err(|e| format!("cannot watch the policy: {e}"))?;
+
+    let (invoker_config, emulator, bedrock) = match config.bedrock {
+        BedrockMode::Emulator => {
+            let handle = emulator::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                EmulatorConfig {
+                    latency: Latency {
+                        ttft_ms: config.emulator_ttft_ms,
+                        per_token_ms: config.emulator_per_token_ms,
+                    },
+                    faults: Default::default(),
+                },
+            )
+            .await
+            .map_err(|e| format!("cannot start the embedded Bedrock emulator: {e}"))?;
+            tracing::warn!(
+                endpoint = %handle.endpoint(),
+                "no AWS configured (bedrock = \"emulator\"): answers come from the embedded \
+                 Bedrock emulator on a loopback port, offline and canned, not from Claude; \
+                 set bedrock = \"aws\" to use Amazon Bedrock"
+            );
+            let regions: Vec<&str> = config.regions.iter().map(String::as_str).collect();
+            let mut invoker_config =
+                InvokerConfig::emulated(&handle.endpoint(), &regions, resolved.profile);
+            invoker_config.stream_idle = Duration::from_millis(config.stream_idle_ms);
+            (invoker_config, Some(handle), "emulator")
+        }
+        BedrockMode::Aws => {
+            tracing::info!(regions = ?config.regions, "answers come from Amazon Bedrock (default credential chain)");
+            let invoker_config = InvokerConfig {
+                regions: config
+                    .regions
+                    .iter()
+                    .map(|r| RegionEndpoint {
+                        region: r.clone(),
+                        endpoint_url: None,
+                    })
+                    .collect(),
+                profile: resolved.profile,
+                credentials: CredentialSource::DefaultChain,
+                stream_idle: Duration::from_millis(config.stream_idle_ms),
+            };
+            (invoker_config, None, "aws")
+        }
+    };
+    let invoker = Invoker::new(&invoker_config, Arc::new(SystemClock::new())).await?;
+
+    let rate_limits = RateLimits::new(
+        (config.rate_per_second, config.rate_burst),
+        (config.client_rate_per_second, config.client_rate_burst),
+    )?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let (stop, stopping) = watch::channel(false);
+    let service = Arc::new(Service {
+        policy,
+        policy_slots: tokio::sync::Semaphore::new(config.policy_workers),
+        catalog: config.catalog.clone(),
+        invoker,
+        cache: ReplyCache::new(
+            Duration::from_secs(config.cache_ttl_secs),
+            config.cache_capacity,
+        ),
+        sessions: Arc::new(MemorySessions::new(
+            Duration::from_secs(config.session_ttl_secs),
+            config.max_sessions,
+            Arc::new(SystemClock::new()),
+        )),
+        limits: rate_limits,
+        metrics: Metrics::new(),
+        bedrock,
+        stopping: stopping.clone(),
+        config,
+    });
+
+    spawn_upkeep(Arc::clone(&service), stopping.clone());
+    let app = router(Arc::clone(&service)).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = listener.tap_io(|tcp| {
+        // Small JSON answers: do not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+    });
+    let mut stopped = stopping;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, environment = %resolved.environment, "mangaassist service listening");
+    Ok(Server {
+        addr,
+        service,
+        stop,
+        task,
+        emulator,
+        _watcher: watcher,
+    })
+}
+
+/// Periodic upkeep until shutdown: forget idle clients' rate-limit state.
+fn spawn_upkeep(service: Arc<Service>, mut stopping: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FORGET_CLIENTS_EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => service.limits.forget_idle_clients(),
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        }
+    });
+}

@@ -1,0 +1,29 @@
+// Node entry for `import`: the wasm-bindgen nodejs build loads synchronously;
+// init() and initSync() exist so code written for browsers runs unchanged.
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const wasm = require("./mangaassist.js");
+
+export const {
+  check,
+  precheck,
+  screen,
+  validateRequest,
+  sanitize,
+  estimateTokens,
+  buildBody,
+  cacheKey,
+  selectModel,
+  estimateCost,
+  schema,
+  version,
+} = wasm;
+
+export default async function init() {
+  return wasm;
+}
+
+export function initSync() {
+  return wasm;
+}
