@@ -13,6 +13,9 @@ bash scripts/setup.sh
 step "cargo fmt --check"
 cargo fmt --all --check
 
+step "no module imports another in a cycle, in any crate"
+python3 scripts/module-cycles.py
+
 step "corpus: Python reference agrees with the committed vectors"
 python3 tests/corpus/generate.py --check
 

@@ -3,8 +3,6 @@
 //! them. The answer structs have public fields and deserialize, so a host can
 //! rebuild them from another engine's answer.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -14,14 +12,13 @@ use crate::contract::validate_request;
 use crate::error::Error;
 use crate::models::{Catalog, ModelPreference, ModelSpec};
 use crate::policy::Policy;
-use crate::sanitize::sanitize_scanned;
-use crate::scan::Scan;
-use crate::screen::{Stop, first_stop};
+use crate::verdict::{Stop, first_stop};
 
 pub use crate::models::ModelChoice;
 pub use crate::screen::{
     Action, INVALID_JSON, INVALID_REQUEST, ScreenedRequest, Screening, screen,
 };
+pub use crate::verdict::{CheckReport, EMPTY_MESSAGE, EMPTY_MESSAGE_DETAIL, Refusal, check_report};
 
 /// Input of `check`.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,38 +26,6 @@ pub use crate::screen::{
 pub struct CheckInput {
     /// The raw message.
     pub message: String,
-}
-
-/// Answer of `check`: the verdict on the raw message, plus its prompt form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckReport {
-    /// No check failed.
-    pub valid: bool,
-    /// Code of the first failing check; borrowed here, owned when rebuilt
-    /// from another engine's answer.
-    pub code: Option<Cow<'static, str>>,
-    /// Explanation of the first failing check.
-    pub detail: Option<String>,
-    /// SPEC 4 form of the message.
-    pub sanitized: String,
-    /// SPEC 5 reference estimate of the message as given.
-    pub estimated_tokens: u64,
-}
-
-/// Runs checks, sanitize and estimate on one message.
-///
-/// The message is decoded once ([`Scan`]) for all three.
-pub fn check_report(policy: &Policy, message: &str) -> CheckReport {
-    let scan = Scan::of(message);
-    let verdict = policy.check_with(message, || scan);
-    CheckReport {
-        valid: verdict.is_ok(),
-        code: verdict.as_ref().err().map(|r| Cow::Borrowed(r.code())),
-        detail: verdict.err().map(|r| r.detail().to_string()),
-        sanitized: sanitize_scanned(message, &scan),
-        estimated_tokens: scan.tokens.reference_estimate(),
-    }
 }
 
 /// Answer of `cache-key`.
@@ -157,21 +122,6 @@ pub struct PrecheckInput {
     /// `modelPreference` as the client would send it (checked by the contract).
     pub model_preference: Option<String>,
 }
-
-/// Why a message would be refused, and in words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refusal {
-    /// A contract violation code, a check code, or `empty_message`.
-    pub code: Cow<'static, str>,
-    /// Plain explanation.
-    pub detail: String,
-}
-
-/// Code of a message that is empty once sanitized.
-pub const EMPTY_MESSAGE: &str = "empty_message";
-/// Explanation of [`EMPTY_MESSAGE`].
-pub const EMPTY_MESSAGE_DETAIL: &str =
-    "the message is empty once invisible characters and outer whitespace are removed";
 
 /// Answer of `precheck`: what a client shows while the user types, and
 /// whether the service would refuse the message.

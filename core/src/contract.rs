@@ -1,7 +1,7 @@
 //! SPEC 2: the chat request contract, reporting every violation.
 //!
 //! The constants here are the single source of both [`validate_request`] and
-//! the generated JSON Schema ([`crate::schema::request_schema`]).
+//! the generated JSON Schema (`schema::request_schema`).
 
 use std::borrow::Cow;
 

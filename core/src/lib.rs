@@ -27,6 +27,7 @@ mod scan;
 pub mod schema;
 mod screen;
 pub mod tokens;
+mod verdict;
 mod word_char;
 
 pub use error::Error;

@@ -1,18 +1,17 @@
 //! Admission of a chat request (SPEC 2–4, 10): whether the service takes
-//! it, or which refusal it answers with. The refusal order is written once,
-//! in [`first_stop`], so the service, the policy component and the widget's
-//! pre-check cannot drift apart.
+//! it, or which refusal it answers with, in the order
+//! [`crate::verdict`] decides for it and the widget's pre-check alike.
 
-use std::borrow::{Borrow, Cow};
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{CheckReport, EMPTY_MESSAGE, EMPTY_MESSAGE_DETAIL, Refusal, check_report};
 use crate::contract::{Violation, validate_request};
 use crate::models::ModelPreference;
 use crate::policy::Policy;
 use crate::tokens::estimate_tokens_reference;
+use crate::verdict::{Refusal, Stop, check_report, first_stop};
 
 /// Code of a request text that is not JSON (HTTP 400).
 pub const INVALID_JSON: &str = "invalid_json";
@@ -80,46 +79,6 @@ pub enum Screening {
     Refused(Refusal),
     /// The service takes the request.
     Accepted(ScreenedRequest),
-}
-
-/// Where the service stops a request.
-pub(crate) enum Stop {
-    /// Every contract violation (400), never empty.
-    Contract(Vec<Violation>),
-    /// The first failing message check, or nothing left to send (422).
-    Message(Refusal),
-}
-
-/// The refusal order, the one place it is decided: the contract first, then,
-/// only when the action sends a message, that message's first failing check,
-/// then an empty sanitized message.
-///
-/// `sent` gives the check report of the message the action sends (`None`
-/// when it sends none); it runs only when the contract holds. On acceptance
-/// its report is handed back.
-pub(crate) fn first_stop<R: Borrow<CheckReport>>(
-    violations: Vec<Violation>,
-    sent: impl FnOnce() -> Option<R>,
-) -> Result<Option<R>, Stop> {
-    if !violations.is_empty() {
-        return Err(Stop::Contract(violations));
-    }
-    let report = sent();
-    if let Some(r) = report.as_ref().map(Borrow::borrow) {
-        if let Some(code) = &r.code {
-            return Err(Stop::Message(Refusal {
-                code: code.clone(),
-                detail: r.detail.clone().unwrap_or_default(),
-            }));
-        }
-        if r.sanitized.is_empty() {
-            return Err(Stop::Message(Refusal {
-                code: Cow::Borrowed(EMPTY_MESSAGE),
-                detail: EMPTY_MESSAGE_DETAIL.into(),
-            }));
-        }
-    }
-    Ok(report)
 }
 
 /// The typed reading of a request; borrows from the parsed document.
@@ -190,6 +149,7 @@ pub fn screen(policy: &Policy, request_json: &str) -> Screening {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::EMPTY_MESSAGE;
     use serde_json::json;
 
     const SID: &str = "123e4567-e89b-42d3-a456-426614174000";

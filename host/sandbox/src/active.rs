@@ -5,7 +5,7 @@
 //! conformance corpus ([`crate::selftest`]) before it replaces the running
 //! one in a single pointer swap; calls already under way finish on the old
 //! one. A failing candidate is rejected with a log line and the old policy
-//! keeps serving. When to reload is [`crate::watch`]'s job.
+//! keeps serving. When to reload is decided by the `watch` module.
 
 use std::fmt;
 use std::path::PathBuf;
