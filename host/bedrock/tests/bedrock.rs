@@ -422,6 +422,51 @@ async fn a_long_healthy_stream_outlasts_the_model_timeout() {
     );
 }
 
+/// A stream that falls silent mid-answer is abandoned after the idle bound
+/// and continued in the next region, nothing repeated.
+#[tokio::test]
+async fn a_stream_silent_mid_answer_is_continued_after_the_idle_bound() {
+    let emulator = emulator::start("127.0.0.1:0".parse().unwrap(), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let mut config = InvokerConfig::emulated(&emulator.endpoint(), &REGIONS, EnvProfile::DEV);
+    config.stream_idle = Duration::from_millis(300);
+    let invoker = Invoker::new(&config, Arc::new(SystemClock::new()))
+        .await
+        .unwrap();
+    emulator.set_fault("us-east-1", FaultPlan::always(Fault::Pause(4)));
+    let message = "静かになったら次へ";
+    let started = std::time::Instant::now();
+    let mut text = String::new();
+    let reply = invoker
+        .invoke_stream(
+            &[Candidate {
+                model: &haiku(),
+                body: &body(message),
+            }],
+            BUDGET,
+            |p| text.push_str(p),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        text,
+        reply::full_reply(message),
+        "one stream, nothing repeated"
+    );
+    assert_eq!(reply.region, "us-west-2");
+    assert_eq!(
+        reply.failures[0].code, "stream_idle",
+        "{:?}",
+        reply.failures
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_stream_whose_region_fails_before_the_first_token_is_replaced() {
     let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;

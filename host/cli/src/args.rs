@@ -83,7 +83,7 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         per_token_ms: u64,
         /// A fault for one emulated region, REGION=KIND[:N]; KIND is throttle,
-        /// error500, error503, model_timeout, validation, drop, stall or cut:N.
+        /// error500, error503, model_timeout, validation, drop, stall, cut:N or pause:N.
         /// Repeatable; change at run time with PUT /_emulator/faults/REGION.
         #[arg(long = "fault", value_parser = parse_fault)]
         faults: Vec<(String, FaultPlan)>,

@@ -29,13 +29,16 @@ pub enum Fault {
     /// Streams this many tokens, then the connection ends mid-stream
     /// (for a plain invoke: like `Drop`).
     Cut(u32),
+    /// Streams this many tokens, then falls silent with the connection open
+    /// (for a plain invoke: like `Stall`).
+    Pause(u32),
 }
 
 impl FromStr for Fault {
     type Err = String;
 
     /// `throttle`, `error500`, `error503`, `model_timeout`, `validation`,
-    /// `drop`, `stall`, `cut:N`.
+    /// `drop`, `stall`, `cut:N`, `pause:N`.
     fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s {
             "throttle" => Fault::Throttle,
@@ -45,15 +48,19 @@ impl FromStr for Fault {
             "validation" => Fault::Validation,
             "drop" => Fault::Drop,
             "stall" => Fault::Stall,
-            other => match other.strip_prefix("cut:").map(str::parse) {
-                Some(Ok(n)) => Fault::Cut(n),
-                _ => {
-                    return Err(format!(
-                        "unknown fault {other:?}: expected throttle, error500, error503, \
-                         model_timeout, validation, drop, stall or cut:N"
-                    ));
+            other => {
+                let counted = |prefix: &str| other.strip_prefix(prefix)?.parse::<u32>().ok();
+                match (counted("cut:"), counted("pause:")) {
+                    (Some(n), _) => Fault::Cut(n),
+                    (_, Some(n)) => Fault::Pause(n),
+                    _ => {
+                        return Err(format!(
+                            "unknown fault {other:?}: expected throttle, error500, error503, \
+                             model_timeout, validation, drop, stall, cut:N or pause:N"
+                        ));
+                    }
                 }
-            },
+            }
         })
     }
 }
@@ -69,6 +76,7 @@ impl fmt::Display for Fault {
             Fault::Drop => f.write_str("drop"),
             Fault::Stall => f.write_str("stall"),
             Fault::Cut(n) => write!(f, "cut:{n}"),
+            Fault::Pause(n) => write!(f, "pause:{n}"),
         }
     }
 }

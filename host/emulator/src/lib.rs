@@ -278,7 +278,7 @@ async fn fault_response(fault: Fault) -> Response {
             "ValidationException",
             "Malformed input request. (emulated)",
         ),
-        Fault::Stall => {
+        Fault::Stall | Fault::Pause(_) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             aws_error(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -405,7 +405,8 @@ async fn invoke_stream(
 ) -> Response {
     let (c, latency, cut) = match plan(&state, &headers, &body) {
         Plan::Answer(c, latency) => (c, latency, None),
-        Plan::Fail(Fault::Cut(n), latency, Some(c)) => (c, latency, Some(n as usize)),
+        Plan::Fail(Fault::Cut(n), latency, Some(c)) => (c, latency, Some((n as usize, false))),
+        Plan::Fail(Fault::Pause(n), latency, Some(c)) => (c, latency, Some((n as usize, true))),
         Plan::Fail(Fault::Cut(_), _, None) => return fault_response(Fault::Drop).await,
         Plan::Fail(fault, ..) => return fault_response(fault).await,
         Plan::Refuse(response) => return response,
@@ -413,7 +414,7 @@ async fn invoke_stream(
     let tokens = reply::tokens(&reply::answer(&c));
     let events = stream_events(&model_id, &c, &tokens);
     // message_start and content_block_start come before the first token.
-    let keep = cut.map_or(events.len(), |n| (2 + n).min(events.len()));
+    let keep = cut.map_or(events.len(), |(n, _)| (2 + n).min(events.len()));
     let frames = futures_util::stream::iter(events.into_iter().take(keep).enumerate()).then(
         move |(i, event)| async move {
             let wait = match i {
@@ -427,9 +428,11 @@ async fn invoke_stream(
             chunk_frame(&event)
         },
     );
-    // The cut comes a moment after the last frame, so what was sent arrives.
-    let tail = futures_util::stream::iter(cut).then(|_| async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // The cut comes a moment after the last frame, so what was sent
+    // arrives; a pause keeps the connection open and silent.
+    let tail = futures_util::stream::iter(cut).then(|(_, pause)| async move {
+        let silence = if pause { 3_600_000 } else { 50 };
+        tokio::time::sleep(Duration::from_millis(silence)).await;
         Err::<Bytes, std::io::Error>(std::io::Error::other("emulated mid-stream cut"))
     });
     (
