@@ -13,17 +13,23 @@ fn send(addr: SocketAddr, message: &str) -> Response {
     post_chat(addr, request.to_string().as_bytes())
 }
 
-/// `serve` on a free port with the embedded emulator answering at once.
-fn start() -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
+/// `serve` on a free port in `environment`, its embedded emulator
+/// answering at once.
+fn spawn(environment: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mangaassist"))
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("MANGA_ENV")
+        .env("MANGA_ENV", environment)
         .env("MANGAASSIST_EMULATOR_TTFT_MS", "0")
         .env("MANGAASSIST_EMULATOR_PER_TOKEN_MS", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// A dev `serve` and the address it says it listens on.
+fn start() -> (Child, SocketAddr) {
+    let mut child = spawn("dev");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -77,13 +83,7 @@ fn serve_runs_offline_says_so_and_stops_on_sigterm() {
 
 #[test]
 fn prod_logs_are_json_lines() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("MANGA_ENV", "prod")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn("prod");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
