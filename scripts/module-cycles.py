@@ -12,6 +12,8 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PATH = re.compile(r"\bcrate::([a-z_][a-z_0-9]*)")
+GROUP = re.compile(r"\bcrate::\{([^}]*)\}", re.S)
+TESTS = re.compile(r"^#\[cfg\(test\)\]", re.M)
 
 
 def graph(src):
@@ -22,9 +24,12 @@ def graph(src):
         if name in ("lib", "main"):
             continue
         found = deps.setdefault(name, set())
-        for line in f.read_text(encoding="utf-8").splitlines():
-            code = line.split("//", 1)[0]
-            found.update(m for m in PATH.findall(code) if m != name)
+        text = TESTS.split(f.read_text(encoding="utf-8"), maxsplit=1)[0]
+        code = "\n".join(line.split("//", 1)[0] for line in text.splitlines())
+        names = set(PATH.findall(code))
+        for group in GROUP.findall(code):
+            names.update(part.strip().split("::")[0] for part in group.split(","))
+        found.update(n for n in names if n and n != name and n != "self")
     return deps
 
 

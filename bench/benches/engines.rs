@@ -29,7 +29,7 @@ fn message(bytes: usize) -> String {
 fn engines(c: &mut Criterion) {
     let policy = Policy::spec_default().unwrap();
     let runtime = Runtime::new(Limits::default()).unwrap();
-    let active = ActivePolicy::start(runtime.clone(), PolicySource::Embedded)
+    let active = ActivePolicy::start(runtime.clone(), PolicySource::Embedded, 1)
         .expect("the embedded policy (scripts/build-policy.sh) loads");
     let sandbox = &active.current().sandbox;
     let mut group = c.benchmark_group("check");

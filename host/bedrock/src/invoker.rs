@@ -496,6 +496,7 @@ impl Invoker {
         let mut held_back = so_far.get(trimmed..).unwrap_or("").to_string();
         let mut usage = Usage::default();
         let mut pieces = 0u64;
+        let mut started = false;
         let mut next_by = first;
         loop {
             let event = tokio::time::timeout_at(next_by, output.body.recv()).await;
@@ -506,7 +507,7 @@ impl Invoker {
                 output_tokens: pieces,
             };
             let event = match event {
-                Err(_) if pieces == 0 => {
+                Err(_) if !started => {
                     return Err((timed_out(region, model, bounds.model), used));
                 }
                 Err(_) => return Err((idle(region, model, self.stream_idle, pieces), used)),
@@ -527,6 +528,7 @@ impl Invoker {
                 }
                 Ok(Ok(Some(event))) => event,
             };
+            started = true;
             next_by = (Instant::now() + self.stream_idle).min(bounds.deadline);
             let ResponseStream::Chunk(part) = event else {
                 continue;

@@ -106,7 +106,7 @@ fn active_policy(path: Option<&Path>) -> Result<Arc<ActivePolicy>, String> {
     let source = path.map_or(PolicySource::Embedded, |p| {
         PolicySource::File(p.to_path_buf())
     });
-    ActivePolicy::start(runtime, source)
+    ActivePolicy::start(runtime, source, 1)
         .map(Arc::new)
         .map_err(|e| e.to_string())
 }

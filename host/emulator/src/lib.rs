@@ -320,7 +320,9 @@ async fn invoke(
     };
     let text = reply::answer(&c);
     let output_tokens = reply::tokens(&text).len() as u64;
-    let wait = latency.ttft_ms + latency.per_token_ms * output_tokens;
+    let wait = latency
+        .ttft_ms
+        .saturating_add(latency.per_token_ms.saturating_mul(output_tokens));
     // Even a zero sleep waits for tokio's next 1 ms timer tick.
     if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait)).await;

@@ -147,14 +147,19 @@ pub struct ActivePolicy {
     runtime: Runtime,
     source: PolicySource,
     current: RwLock<Arc<LoadedPolicy>>,
+    /// Instances made ready before a policy serves (at start and on swap).
+    ready: usize,
 }
 
 impl ActivePolicy {
     /// Loads and self-tests the policy from `source`; logs version and hash.
-    pub fn start(runtime: Runtime, source: PolicySource) -> Result<Self, LoadError> {
+    /// `ready` instances (at most [`crate::sandbox::MAX_IDLE`]) are warmed
+    /// up before it serves, and before every swapped-in candidate serves.
+    pub fn start(runtime: Runtime, source: PolicySource, ready: usize) -> Result<Self, LoadError> {
         let started = Instant::now();
         let bytes = read(&source)?;
         let loaded = verify(&runtime, &bytes, source.clone())?;
+        loaded.sandbox.warm(ready)?;
         tracing::info!(
             source = %loaded.source,
             version = %loaded.version,
@@ -166,6 +171,7 @@ impl ActivePolicy {
             runtime,
             source,
             current: RwLock::new(Arc::new(loaded)),
+            ready,
         })
     }
 
@@ -193,7 +199,9 @@ impl ActivePolicy {
             if sha256_hex(&bytes) == old.sha256 {
                 return Ok(None);
             }
-            verify(&self.runtime, &bytes, self.source.clone()).map(Some)
+            let candidate = verify(&self.runtime, &bytes, self.source.clone())?;
+            candidate.sandbox.warm(self.ready)?;
+            Ok(Some(candidate))
         });
         match outcome {
             Ok(None) => {

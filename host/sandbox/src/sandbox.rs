@@ -10,11 +10,13 @@
 //! thrown away, and the next call starts a fresh one: the host never goes
 //! down with it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mangaassist_core::api::{Action, CheckReport, Refusal, ScreenedRequest, Screening};
+use mangaassist_core::api::{
+    Action, CheckReport, INVALID_JSON, INVALID_REQUEST, Refusal, ScreenedRequest, Screening,
+};
 use mangaassist_core::contract::Violation;
 use mangaassist_core::models::ModelPreference;
 use wasmtime::component::{Component, Linker};
@@ -99,8 +101,9 @@ impl SandboxError {
 /// running policy, of a candidate under self-test, and spares.
 const POOL_INSTANCES: u32 = 64;
 
-/// Idle instances a sandbox keeps for reuse.
-const MAX_IDLE: usize = 16;
+/// Idle instances a sandbox keeps for reuse: the most calls that can run at
+/// once without making a fresh instance each (a server's policy workers).
+pub const MAX_IDLE: usize = 16;
 
 /// The engine and its epoch ticker, shared by every loaded policy.
 #[derive(Clone)]
@@ -162,6 +165,7 @@ impl Runtime {
             runtime: self.clone(),
             pre,
             idle: Mutex::new(Vec::new()),
+            call_budget_ms: AtomicU64::new(self.limits.call_timeout_ms),
         };
         // Instantiating checks the export types and pays the warm-up now,
         // so a load that succeeds has a ready instance.
@@ -209,6 +213,10 @@ pub struct Sandbox {
     runtime: Runtime,
     pre: PolicyPre<State>,
     idle: Mutex<Vec<Live>>,
+    /// Time budget of one call, ms: the runtime's, or a generous one while
+    /// the self-test runs (hundreds of calls on a possibly loaded host must
+    /// not fail a good candidate on one late epoch tick).
+    call_budget_ms: AtomicU64,
 }
 
 /// An instance and its store, kept between calls.
@@ -250,7 +258,14 @@ fn violation(v: guest::Violation) -> Violation {
 fn screening(s: guest::Screening) -> Result<Screening, SandboxError> {
     let bad = |what: &str| Err(SandboxError::BadAnswer(format!("screen answered {what}")));
     Ok(match s {
-        guest::Screening::Invalid(f) if f.code.is_empty() => return bad("invalid without a code"),
+        // Only a request the core cannot read is the client's fault (400);
+        // anything else the guest reports here is its own failure.
+        guest::Screening::Invalid(f) if f.code != INVALID_JSON && f.code != INVALID_REQUEST => {
+            return bad(&format!(
+                "invalid with the code {:?}: {}",
+                f.code, f.message
+            ));
+        }
         guest::Screening::Invalid(f) => Screening::Invalid {
             code: f.code.into(),
             message: f.message,
@@ -261,7 +276,9 @@ fn screening(s: guest::Screening) -> Result<Screening, SandboxError> {
         guest::Screening::Contract(list) => Screening::Contract {
             violations: list.into_iter().map(violation).collect(),
         },
-        guest::Screening::Refused(r) if r.code.is_empty() => return bad("refused without a code"),
+        guest::Screening::Refused(r) if r.code.is_empty() || r.detail.is_empty() => {
+            return bad("a refusal without a code or a reason");
+        }
         guest::Screening::Refused(r) => Screening::Refused(Refusal {
             code: r.code.into(),
             detail: r.detail,
@@ -320,14 +337,15 @@ impl Sandbox {
             Some(live) => live,
             None => self.fresh_instance()?,
         };
-        store.set_epoch_deadline(self.runtime.limits.call_timeout_ms.saturating_add(1));
+        let budget_ms = self.call_budget_ms.load(Ordering::Relaxed);
+        store.set_epoch_deadline(budget_ms.saturating_add(1));
         match f(&mut store, &policy) {
             Ok(r) => {
                 self.park(Live { store, policy });
                 Ok(r)
             }
             // The instance may be in any state after a trap: drop it.
-            Err(e) => Err(self.classify(&e, &store, self.runtime.limits.call_timeout_ms)),
+            Err(e) => Err(self.classify(&e, &store, budget_ms)),
         }
     }
 
@@ -392,6 +410,26 @@ impl Sandbox {
         }
     }
 
+    /// Runs `f` with each call given the warm-up budget instead of the
+    /// per-call one (the self-test), then restores the per-call budget.
+    pub(crate) fn with_exam_budget<R>(&self, f: impl FnOnce(&Self) -> R) -> R {
+        let serving = self.runtime.limits.call_timeout_ms;
+        let exam = self.runtime.limits.warm_up_ms.max(serving);
+        self.call_budget_ms.store(exam, Ordering::Relaxed);
+        let result = f(self);
+        self.call_budget_ms.store(serving, Ordering::Relaxed);
+        result
+    }
+
+    /// Makes ready instances until `count` are ready (at most [`MAX_IDLE`]):
+    /// lets a server pre-warm one per policy worker.
+    pub fn warm(&self, count: usize) -> Result<(), SandboxError> {
+        while self.ready_instances() < count.min(MAX_IDLE) {
+            self.spare_instance()?;
+        }
+        Ok(())
+    }
+
     /// Makes one more ready (instantiated, warmed-up) instance and parks it
     /// for the next call: lets a server pre-warm one per worker.
     pub fn spare_instance(&self) -> Result<(), SandboxError> {
@@ -453,5 +491,67 @@ impl Sandbox {
     /// The guest's version string.
     pub fn version(&self) -> Result<String, SandboxError> {
         self.with_live(|store, policy| policy.mangaassist_policy_checks().call_version(store))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    fn code_of(s: guest::Screening) -> &'static str {
+        match screening(s) {
+            Ok(_) => "accepted by the host",
+            Err(e) => e.code(),
+        }
+    }
+
+    #[test]
+    fn screen_answers_the_world_rules_out_fail_closed() {
+        let failure = |code: &str| guest::Failure {
+            code: code.into(),
+            message: "m".into(),
+        };
+        // The guest's own failure is not the client's 400.
+        assert_eq!(
+            code_of(guest::Screening::Invalid(failure("invalid_pattern"))),
+            "policy_bad_answer"
+        );
+        assert_eq!(
+            code_of(guest::Screening::Invalid(failure(""))),
+            "policy_bad_answer"
+        );
+        assert!(screening(guest::Screening::Invalid(failure(INVALID_JSON))).is_ok());
+        assert_eq!(
+            code_of(guest::Screening::Contract(Vec::new())),
+            "policy_bad_answer"
+        );
+        let refusal = |code: &str, detail: &str| {
+            guest::Screening::Refused(guest::Refusal {
+                code: code.into(),
+                detail: detail.into(),
+            })
+        };
+        assert_eq!(code_of(refusal("null_byte", "")), "policy_bad_answer");
+        assert_eq!(code_of(refusal("", "why")), "policy_bad_answer");
+        assert!(screening(refusal("null_byte", "why")).is_ok());
+        let accepted = |action, message: &str, session: Option<&str>| {
+            guest::Screening::Accepted(guest::ScreenedRequest {
+                action,
+                session_id: session.map(str::to_string),
+                message: message.into(),
+                model_preference: guest::ModelPreference::Auto,
+                estimated_tokens: 1,
+            })
+        };
+        assert_eq!(
+            code_of(accepted(guest::Action::SendMessage, "", None)),
+            "policy_bad_answer"
+        );
+        assert_eq!(
+            code_of(accepted(guest::Action::GetHistory, "", None)),
+            "policy_bad_answer"
+        );
+        assert!(screening(accepted(guest::Action::SendMessage, "hi", None)).is_ok());
     }
 }

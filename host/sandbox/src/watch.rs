@@ -1,8 +1,10 @@
 //! When to reload the serving policy: on SIGHUP, and for a file source when
 //! its size or modification time changes (polling the metadata also catches
 //! editors and deploy tools that replace the file by renaming). The SIGHUP
-//! handler lives exactly as long as the [`Watcher`]: once it is dropped the
-//! signal is no longer swallowed by a flag nobody reads.
+//! registration lives exactly as long as the [`Watcher`]: once it is
+//! dropped no flag is set for a thread that is gone, and registrations do
+//! not pile up. (signal-hook keeps its own handler installed, so SIGHUP
+//! does not go back to ending the process.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -23,7 +23,7 @@ pub struct Service {
     pub policy: Arc<ActivePolicy>,
     /// Policy calls under way at most (on the blocking pool, never on the
     /// async workers: a guest call may take its whole time budget).
-    pub policy_slots: Semaphore,
+    pub policy_slots: Arc<Semaphore>,
     /// Models and the selection rule.
     pub catalog: Catalog,
     /// Bedrock with regional failover.
@@ -62,15 +62,25 @@ impl Service {
         &self,
         call: impl FnOnce(&Sandbox) -> Result<R, SandboxError> + Send + 'static,
     ) -> Result<R, ApiError> {
-        let _slot = self.policy_slots.acquire().await.map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the service is shutting down",
-            )
-        })?;
+        // The slot goes with the call: a request given up on (budget,
+        // disconnect) does not free it while its guest call still runs.
+        let slot = Arc::clone(&self.policy_slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "the service is shutting down",
+                )
+            })?;
         let policy = self.policy.current();
-        let outcome = tokio::task::spawn_blocking(move || call(&policy.sandbox)).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let result = call(&policy.sandbox);
+            drop(slot);
+            result
+        })
+        .await;
         match outcome {
             Ok(result) => result.map_err(ApiError::from),
             Err(e) => Err(ApiError::new(

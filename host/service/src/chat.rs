@@ -247,9 +247,16 @@ async fn send_message(
         ));
     };
 
-    // 8. The response cache (TTL 300 s), by the selected model's body: a
-    //    hit answers without Bedrock.
-    if let Some(hit) = svc.cache.get(&first.model.key, &first.cache_key) {
+    // 8. The response cache (TTL 300 s): the selected model's answer to
+    //    its body, else a fallback's to its own (so repeats are answered
+    //    while the selected model is down), labelled with the model that
+    //    gave it. A hit answers without Bedrock.
+    let hit = prepared.iter().find_map(|p| {
+        svc.cache
+            .get(&p.model.key, &p.cache_key)
+            .map(|hit| (p, hit))
+    });
+    if let Some((answered, hit)) = hit {
         svc.metrics.cache(true);
         if let Some(sink) = sink {
             sink(&hit.text);
@@ -258,13 +265,13 @@ async fn send_message(
         return Ok(Answer::Reply(ReplyAnswer {
             session_id,
             reply: hit.text.clone(),
-            model: first.model.key.clone(),
+            model: answered.model.key.clone(),
             model_id: hit.model_id.clone(),
             region: hit.region.clone(),
             usage: hit.usage.into(),
             cost_usd: 0.0,
             cached: true,
-            cache_key: first.cache_key.clone(),
+            cache_key: answered.cache_key.clone(),
         }));
     }
     svc.metrics.cache(false);

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use mangaassist_core::models::Catalog;
+use mangaassist_sandbox::sandbox::MAX_IDLE;
 
 use mangaassist_bedrock::profile::EnvProfile;
 
@@ -105,7 +106,9 @@ impl Default for ServiceConfig {
             max_sessions: 100_000,
             policy_wasm: None,
             policy_call_timeout_ms: 10,
-            policy_workers: std::thread::available_parallelism().map_or(2, usize::from),
+            policy_workers: std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .min(mangaassist_sandbox::sandbox::MAX_IDLE),
             policy_max_memory_mib: 64,
             bedrock: BedrockMode::Emulator,
             regions: vec![
@@ -252,6 +255,12 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
     if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
         return Err(format!("configuration: {key} must be at least 1"));
     }
+    if c.policy_workers > MAX_IDLE {
+        return Err(format!(
+            "configuration: policy_workers = {} is over the limit of {MAX_IDLE} (ready instances a policy keeps)",
+            c.policy_workers
+        ));
+    }
     if c.policy_max_memory_mib > 4096 {
         return Err(format!(
             "configuration: policy_max_memory_mib = {} is over the limit of 4096 (a 32-bit guest's whole address space)",
@@ -343,6 +352,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("sync_budget_ms") && e.contains("one day"), "{e}");
+        let e = resolve("dev", Some("policy_workers = 100000000000"), &[]).unwrap_err();
+        assert!(
+            e.contains("policy_workers") && e.contains("limit of 16"),
+            "{e}"
+        );
         let e = resolve("dev", Some("policy_call_timeout_ms = 0"), &[]).unwrap_err();
         assert!(
             e.contains("policy_call_timeout_ms must be at least 1"),

@@ -94,16 +94,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     // ready instance per policy worker.
     let policy = tokio::task::spawn_blocking(move || {
         let runtime = Runtime::new(limits).map_err(|e| e.to_string())?;
-        let policy =
-            ActivePolicy::start(runtime, source).map_err(|e| format!("{} ({})", e, e.code()))?;
-        let current = policy.current();
-        for _ in 1..workers {
-            current
-                .sandbox
-                .spare_instance()
-                .map_err(|e| format!("cannot pre-warm the policy: {e} ({})", e.code()))?;
-        }
-        Ok::<_, String>(policy)
+        ActivePolicy::start(runtime, source, workers).map_err(|e| format!("{} ({})", e, e.code()))
     })
     .await
     .map_err(|e| format!("policy loading failed: {e}"))??;
@@ -173,7 +164,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     let (stop, stopping) = watch::channel(false);
     let service = Arc::new(Service {
         policy,
-        policy_slots: tokio::sync::Semaphore::new(config.policy_workers),
+        policy_slots: Arc::new(tokio::sync::Semaphore::new(config.policy_workers)),
         catalog: config.catalog.clone(),
         invoker,
         cache: ReplyCache::new(

@@ -3,11 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::components::{built_policy, component, component_with, unless_warm_up};
+use crate::components::{
+    built_policy, component, component_with, unless_warm_up, with_custom_section,
+};
 use mangaassist_core::api::check_report;
 use mangaassist_core::policy::Policy;
 use mangaassist_sandbox::{
-    Limits, LoadError, PolicySource, Runtime, Sandbox, SandboxError, verify,
+    ActivePolicy, Limits, LoadError, PolicySource, Reload, Runtime, Sandbox, SandboxError, verify,
 };
 
 /// The SPEC defaults (10 ms a call, 64 MiB) with a short warm-up budget.
@@ -234,4 +236,22 @@ fn a_full_instance_pool_is_busy_not_a_refusal() {
     assert_eq!(e.code(), "policy_busy", "{e}");
     held.clear();
     assert!(runtime.load(&bytes).is_ok());
+}
+
+/// A policy serves with its ready instances made, at start and after a
+/// swap: requests do not each pay a warm-up.
+#[test]
+fn a_swapped_in_policy_is_warmed_up_before_it_serves() {
+    let dir = std::env::temp_dir().join(format!("mangaassist-warm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.wasm");
+    std::fs::write(&path, built_policy()).unwrap();
+    let runtime = Runtime::new(limits()).unwrap();
+    let active = ActivePolicy::start(runtime, PolicySource::File(path.clone()), 3).unwrap();
+    assert_eq!(active.current().sandbox.ready_instances(), 3);
+    let next = with_custom_section(built_policy(), "mangaassist-test", b"build 2");
+    std::fs::write(&path, next).unwrap();
+    assert!(matches!(active.reload(), Reload::Swapped));
+    assert_eq!(active.current().sandbox.ready_instances(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
 }
