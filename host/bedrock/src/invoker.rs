@@ -129,18 +129,28 @@ pub struct Reply {
     pub failures: Vec<RegionFailure>,
 }
 
+/// What the attempts of a failed request used and cost: a stream cut
+/// mid-answer was billed even when no answer came.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spent {
+    /// Tokens of every attempt.
+    pub usage: Usage,
+    /// Their cost, each attempt at its model's prices, USD.
+    pub cost_usd: f64,
+}
+
 /// Why no answer came.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
     /// Bedrock refused the request itself; no region can fix it.
     #[error("Bedrock refused the request: {0}")]
-    Rejected(RegionFailure),
+    Rejected(RegionFailure, Spent),
     /// Every region (and fallback model) failed.
     #[error("every region failed: {}", list(.0))]
-    Exhausted(Vec<RegionFailure>),
+    Exhausted(Vec<RegionFailure>, Spent),
     /// The request's time budget ran out.
     #[error("no answer within {budget:?}: {list}", budget = .0, list = list(.1))]
-    Deadline(Duration, Vec<RegionFailure>),
+    Deadline(Duration, Vec<RegionFailure>, Spent),
 }
 
 fn list(failures: &[RegionFailure]) -> String {
@@ -158,8 +168,8 @@ impl InvokeError {
     /// Stable snake_case code.
     pub fn code(&self) -> &'static str {
         match self {
-            InvokeError::Rejected(_) => "bedrock_rejected",
-            InvokeError::Exhausted(_) => "bedrock_unavailable",
+            InvokeError::Rejected(..) => "bedrock_rejected",
+            InvokeError::Exhausted(..) => "bedrock_unavailable",
             InvokeError::Deadline(..) => "bedrock_deadline",
         }
     }
@@ -167,8 +177,17 @@ impl InvokeError {
     /// Every region failure behind this error.
     pub fn failures(&self) -> &[RegionFailure] {
         match self {
-            InvokeError::Rejected(f) => std::slice::from_ref(f),
-            InvokeError::Exhausted(f) | InvokeError::Deadline(_, f) => f,
+            InvokeError::Rejected(f, _) => std::slice::from_ref(f),
+            InvokeError::Exhausted(f, _) | InvokeError::Deadline(_, f, _) => f,
+        }
+    }
+
+    /// What the failed attempts used.
+    pub fn spent(&self) -> Spent {
+        match self {
+            InvokeError::Rejected(_, s)
+            | InvokeError::Exhausted(_, s)
+            | InvokeError::Deadline(.., s) => *s,
         }
     }
 }
@@ -332,7 +351,8 @@ impl Invoker {
             let model = candidate.model;
             for index in self.health.order() {
                 if Instant::now() >= deadline {
-                    return Err(InvokeError::Deadline(budget, failures));
+                    let spent = Spent { usage, cost_usd };
+                    return Err(InvokeError::Deadline(budget, failures, spent));
                 }
                 let bounds = Bounds {
                     deadline,
@@ -369,14 +389,16 @@ impl Invoker {
                             "Bedrock attempt failed"
                         );
                         if !failure.fail_over {
-                            return Err(InvokeError::Rejected(failure));
+                            let spent = Spent { usage, cost_usd };
+                            return Err(InvokeError::Rejected(failure, spent));
                         }
                         // Cut short by the request's budget, not by the
                         // region: slow for this request, not failing; no
                         // cooldown.
                         if Instant::now() >= deadline {
                             failures.push(failure);
-                            return Err(InvokeError::Deadline(budget, failures));
+                            let spent = Spent { usage, cost_usd };
+                            return Err(InvokeError::Deadline(budget, failures, spent));
                         }
                         self.health.record_failure(index, &failure.to_string());
                         failures.push(failure);
@@ -384,7 +406,7 @@ impl Invoker {
                 }
             }
         }
-        Err(InvokeError::Exhausted(failures))
+        Err(InvokeError::Exhausted(failures, Spent { usage, cost_usd }))
     }
 
     /// The region's name and client, and the body as JSON bytes.

@@ -151,7 +151,7 @@ async fn a_validation_exception_is_returned_at_once() {
         .unwrap_err();
     assert_eq!(e.code(), "bedrock_rejected");
     assert!(
-        matches!(&e, InvokeError::Rejected(f) if f.code == "ValidationException"),
+        matches!(&e, InvokeError::Rejected(f, _) if f.code == "ValidationException"),
         "{e}"
     );
     assert_eq!(emulator.requests("us-west-2"), 0, "no failover");
@@ -381,6 +381,34 @@ async fn a_continued_stream_counts_the_usage_of_every_attempt() {
     );
     let expected = haiku().cost(reply.usage.input_tokens, reply.usage.output_tokens);
     assert!((reply.cost_usd - expected).abs() < 1e-12);
+}
+
+/// A request that fails after a stream was cut mid-answer still reports
+/// what that attempt used (it was billed).
+#[tokio::test]
+async fn a_failed_request_reports_what_its_attempts_used() {
+    let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
+    emulator.set_fault("us-east-1", FaultPlan::always(Fault::Cut(5)));
+    for region in ["us-west-2", "ap-northeast-1"] {
+        emulator.set_fault(region, FaultPlan::always(Fault::Error500));
+    }
+    let e = invoker
+        .invoke_stream(
+            &[Candidate {
+                model: &haiku(),
+                body: &body("hello"),
+            }],
+            BUDGET,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, InvokeError::Exhausted(..)), "{e}");
+    let spent = e.spent();
+    assert_eq!(spent.usage.output_tokens, 5);
+    assert!(spent.usage.input_tokens > 0);
+    let expected = haiku().cost(spent.usage.input_tokens, 5);
+    assert!((spent.cost_usd - expected).abs() < 1e-12);
 }
 
 /// A stream is bounded by time to first token and by silence between

@@ -301,6 +301,7 @@ async fn send_message(
     };
     let reply = outcome.map_err(|e| {
         svc.metrics.region_failures(e.failures());
+        svc.metrics.spent(e.spent());
         ApiError::from(&e)
     })?;
     svc.metrics.reply(&reply);

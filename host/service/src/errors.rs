@@ -101,8 +101,8 @@ impl From<&InvokeError> for ApiError {
     fn from(e: &InvokeError) -> Self {
         let status = match e {
             // Our body was refused: a defect on our side, not the client's.
-            InvokeError::Rejected(_) => StatusCode::BAD_GATEWAY,
-            InvokeError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            InvokeError::Rejected(..) => StatusCode::BAD_GATEWAY,
+            InvokeError::Exhausted(..) => StatusCode::SERVICE_UNAVAILABLE,
             InvokeError::Deadline(..) => StatusCode::GATEWAY_TIMEOUT,
         };
         ApiError::new(status, e.code(), e.to_string()).with_details(e.failures())

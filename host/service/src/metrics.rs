@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 
 use mangaassist_bedrock::classify::RegionFailure;
 use mangaassist_bedrock::health::RegionStatus;
-use mangaassist_bedrock::invoker::Reply;
+use mangaassist_bedrock::invoker::{Reply, Spent};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -192,15 +192,23 @@ impl Metrics {
                 outcome: "answered",
             })
             .inc();
+        self.spent(Spent {
+            usage: reply.usage,
+            cost_usd: reply.cost_usd,
+        });
+    }
+
+    /// Tokens and cost of a request's attempts, answered or not.
+    pub fn spent(&self, spent: Spent) {
         self.tokens
             .get_or_create(&DirectionLabels { direction: "input" })
-            .inc_by(reply.usage.input_tokens);
+            .inc_by(spent.usage.input_tokens);
         self.tokens
             .get_or_create(&DirectionLabels {
                 direction: "output",
             })
-            .inc_by(reply.usage.output_tokens);
-        self.cost.inc_by(reply.cost_usd);
+            .inc_by(spent.usage.output_tokens);
+        self.cost.inc_by(spent.cost_usd);
     }
 
     /// The text exposition, with region health as of now.
