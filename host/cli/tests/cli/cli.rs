@@ -246,3 +246,55 @@ fn modules_that_are_not_policy_components_are_refused() {
         assert!(err.contains("policy module refused"), "{name}: {err}");
     }
 }
+
+/// `actual` is `pattern` with each `…` or `...` standing for any text.
+fn matches_elided(pattern: &str, actual: &str) -> bool {
+    let pattern = pattern.replace("...", "…");
+    let pieces: Vec<&str> = pattern.split('…').collect();
+    let mut rest = actual;
+    for (i, piece) in pieces.iter().enumerate() {
+        if i == 0 {
+            let Some(after) = rest.strip_prefix(piece) else {
+                return false;
+            };
+            rest = after;
+        } else if i == pieces.len() - 1 {
+            return rest.ends_with(piece);
+        } else {
+            let Some(at) = rest.find(piece) else {
+                return false;
+            };
+            rest = &rest[at + piece.len()..];
+        }
+    }
+    rest.is_empty()
+}
+
+/// Every `$ echo '…' | mangaassist …` example of the README answers what
+/// the README shows on the next line (`…` standing for elided text).
+#[test]
+fn the_readme_s_command_line_examples_answer_as_shown() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README");
+    let lines: Vec<&str> = readme.lines().collect();
+    let mut ran = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.strip_prefix("$ echo '") else {
+            continue;
+        };
+        let (input, command) = rest
+            .split_once("' | mangaassist ")
+            .expect("echo | mangaassist");
+        let args: Vec<&str> = command.split_whitespace().collect();
+        let (out, err, ok) = mangaassist(&args, format!("{input}\n").into_bytes());
+        assert!(ok, "{line}: {err}");
+        let shown = lines.get(i + 1).expect("an answer line");
+        assert!(
+            matches_elided(shown, out.trim_end()),
+            "README: {line}\n  shows:   {shown}\n  answers: {}",
+            out.trim_end()
+        );
+        ran += 1;
+    }
+    assert!(ran >= 3, "README examples found: {ran}");
+}
