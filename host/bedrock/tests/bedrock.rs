@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mangaassist_bedrock::clock::{Clock, ManualClock, SystemClock};
-use mangaassist_bedrock::invoker::{Candidate, InvokeError, Invoker, InvokerConfig};
+use mangaassist_bedrock::invoker::{Candidate, InvokeError, Invoker, InvokerConfig, Reply};
 use mangaassist_bedrock::profile::EnvProfile;
 use mangaassist_core::body::{BodySettings, ClaudeBody, build_body};
 use mangaassist_core::models::{Catalog, ModelSpec};
@@ -38,6 +38,15 @@ fn sonnet() -> ModelSpec {
     Catalog::spec_default().get("sonnet").unwrap().clone()
 }
 
+/// haiku alone, asked `message` within the test budget.
+async fn ask(invoker: &Invoker, message: &str) -> Result<Reply, InvokeError> {
+    let candidates = [Candidate {
+        model: &haiku(),
+        body: &body(message),
+    }];
+    invoker.invoke(&candidates, BUDGET).await
+}
+
 fn body(message: &str) -> ClaudeBody {
     build_body(
         message,
@@ -54,16 +63,7 @@ fn body(message: &str) -> ClaudeBody {
 #[tokio::test]
 async fn a_healthy_primary_answers_with_usage_and_cost() {
     let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
-    let reply = invoker
-        .invoke(
-            &[Candidate {
-                model: &haiku(),
-                body: &body("おすすめの漫画は？"),
-            }],
-            BUDGET,
-        )
-        .await
-        .unwrap();
+    let reply = ask(&invoker, "おすすめの漫画は？").await.unwrap();
     assert_eq!(reply.region, "us-east-1");
     assert_eq!(reply.text, reply::full_reply("おすすめの漫画は？"));
     assert!(reply.usage.input_tokens > 0 && reply.usage.output_tokens > 0);
@@ -83,16 +83,7 @@ async fn primary_down_the_next_region_answers() {
     ] {
         let (emulator, invoker) = setup(Arc::new(ManualClock::default())).await;
         emulator.set_fault("us-east-1", FaultPlan::always(fault));
-        let reply = invoker
-            .invoke(
-                &[Candidate {
-                    model: &haiku(),
-                    body: &body("hello"),
-                }],
-                BUDGET,
-            )
-            .await
-            .unwrap();
+        let reply = ask(&invoker, "hello").await.unwrap();
         assert_eq!(reply.region, "us-west-2", "{fault}");
         assert_eq!(reply.text, reply::full_reply("hello"));
         assert_eq!(reply.failures.len(), 1, "{fault}");
@@ -107,29 +98,11 @@ async fn primary_down_the_next_region_answers() {
 async fn throttling_fails_over() {
     let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
     emulator.set_fault("us-east-1", FaultPlan::always(Fault::Throttle));
-    let reply = invoker
-        .invoke(
-            &[Candidate {
-                model: &haiku(),
-                body: &body("hello"),
-            }],
-            BUDGET,
-        )
-        .await
-        .unwrap();
+    let reply = ask(&invoker, "hello").await.unwrap();
     assert_eq!(reply.region, "us-west-2");
     assert_eq!(reply.failures[0].code, "ThrottlingException");
     // The throttled region is cooling down: the next request skips it.
-    let again = invoker
-        .invoke(
-            &[Candidate {
-                model: &haiku(),
-                body: &body("hello again"),
-            }],
-            BUDGET,
-        )
-        .await
-        .unwrap();
+    let again = ask(&invoker, "hello again").await.unwrap();
     assert_eq!(again.region, "us-west-2");
     assert!(again.failures.is_empty());
     assert_eq!(emulator.requests("us-east-1"), 1);
@@ -139,16 +112,7 @@ async fn throttling_fails_over() {
 async fn a_validation_exception_is_returned_at_once() {
     let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
     emulator.set_fault("us-east-1", FaultPlan::always(Fault::Validation));
-    let e = invoker
-        .invoke(
-            &[Candidate {
-                model: &haiku(),
-                body: &body("hello"),
-            }],
-            BUDGET,
-        )
-        .await
-        .unwrap_err();
+    let e = ask(&invoker, "hello").await.unwrap_err();
     assert_eq!(e.code(), "bedrock_rejected");
     assert!(
         matches!(&e, InvokeError::Rejected(f, _) if f.code == "ValidationException"),
@@ -164,32 +128,14 @@ async fn cooldowns_follow_the_schedule_and_recover() {
     let (emulator, invoker) = setup(clock.clone()).await;
     emulator.set_fault("us-east-1", FaultPlan::always(Fault::Error503));
     for expected in [60, 120, 240, 480, 600, 600] {
-        let reply = invoker
-            .invoke(
-                &[Candidate {
-                    model: &haiku(),
-                    body: &body("hi"),
-                }],
-                BUDGET,
-            )
-            .await
-            .unwrap();
+        let reply = ask(&invoker, "hi").await.unwrap();
         assert_eq!(reply.region, "us-west-2");
         let status = &invoker.health().snapshot()[0];
         assert_eq!(status.cooling_for, Some(Duration::from_secs(expected)));
         // Still cooling one second before the end: skipped.
         clock.advance(Duration::from_secs(expected - 1));
         let before = emulator.requests("us-east-1");
-        invoker
-            .invoke(
-                &[Candidate {
-                    model: &haiku(),
-                    body: &body("hi"),
-                }],
-                BUDGET,
-            )
-            .await
-            .unwrap();
+        ask(&invoker, "hi").await.unwrap();
         assert_eq!(
             emulator.requests("us-east-1"),
             before,
@@ -199,16 +145,7 @@ async fn cooldowns_follow_the_schedule_and_recover() {
     }
     // Recovery: the region works again, is tried, and its count resets.
     emulator.clear_fault("us-east-1");
-    let reply = invoker
-        .invoke(
-            &[Candidate {
-                model: &haiku(),
-                body: &body("hi"),
-            }],
-            BUDGET,
-        )
-        .await
-        .unwrap();
+    let reply = ask(&invoker, "hi").await.unwrap();
     assert_eq!(reply.region, "us-east-1");
     let status = &invoker.health().snapshot()[0];
     assert_eq!((status.consecutive_failures, status.cooling_for), (0, None));
@@ -225,16 +162,7 @@ async fn every_region_down_names_each_region_then_probes_the_first_to_recover() 
     {
         emulator.set_fault(region, FaultPlan::always(fault));
     }
-    let e = invoker
-        .invoke(
-            &[Candidate {
-                model: &haiku(),
-                body: &body("hi"),
-            }],
-            BUDGET,
-        )
-        .await
-        .unwrap_err();
+    let e = ask(&invoker, "hi").await.unwrap_err();
     assert_eq!(e.code(), "bedrock_unavailable");
     let text = e.to_string();
     for needle in [
@@ -247,16 +175,7 @@ async fn every_region_down_names_each_region_then_probes_the_first_to_recover() 
     // All cooling: not an instant failure; the soonest to end is probed.
     clock.advance(Duration::from_secs(10));
     emulator.clear_fault("us-east-1");
-    let reply = invoker
-        .invoke(
-            &[Candidate {
-                model: &haiku(),
-                body: &body("hi"),
-            }],
-            BUDGET,
-        )
-        .await
-        .unwrap();
+    let reply = ask(&invoker, "hi").await.unwrap();
     assert_eq!(reply.region, "us-east-1");
 }
 
