@@ -189,6 +189,13 @@ pub fn precheck_report(
     })
 }
 
+/// An answer as one compact JSON line, or the `internal` error line if it
+/// does not serialize: what every JSON Lines engine prints.
+pub fn json_line<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_else(|e| ErrorReport::new("internal", &e.to_string()).to_json())
+}
+
 /// The error answer every engine gives: `{"error":{"code":...,"message":...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorReport {

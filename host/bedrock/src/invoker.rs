@@ -139,6 +139,15 @@ pub struct Spent {
     pub cost_usd: f64,
 }
 
+impl Spent {
+    /// Adds what one attempt at `model` used.
+    fn add(&mut self, model: &ModelSpec, used: Usage) {
+        self.usage.input_tokens += used.input_tokens;
+        self.usage.output_tokens += used.output_tokens;
+        self.cost_usd += model.cost(used.input_tokens, used.output_tokens);
+    }
+}
+
 /// Why no answer came.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
@@ -345,13 +354,11 @@ impl Invoker {
     {
         let deadline = Instant::now() + budget;
         let mut failures = Vec::new();
-        let mut usage = Usage::default();
-        let mut cost_usd = 0.0;
+        let mut spent = Spent::default();
         for (position, &candidate) in candidates.iter().enumerate() {
             let model = candidate.model;
             for index in self.health.order() {
                 if Instant::now() >= deadline {
-                    let spent = Spent { usage, cost_usd };
                     return Err(InvokeError::Deadline(budget, failures, spent));
                 }
                 let bounds = Bounds {
@@ -363,9 +370,7 @@ impl Invoker {
                     Ok((text, used)) => (Ok(text), used),
                     Err((failure, used)) => (Err(failure), used),
                 };
-                usage.input_tokens += used.input_tokens;
-                usage.output_tokens += used.output_tokens;
-                cost_usd += model.cost(used.input_tokens, used.output_tokens);
+                spent.add(model, used);
                 match outcome {
                     Ok(text) => {
                         self.health.record_success(index);
@@ -374,8 +379,8 @@ impl Invoker {
                             model_id: model.model_id.clone(),
                             candidate: position,
                             region,
-                            usage,
-                            cost_usd,
+                            usage: spent.usage,
+                            cost_usd: spent.cost_usd,
                             failures,
                         });
                     }
@@ -389,7 +394,6 @@ impl Invoker {
                             "Bedrock attempt failed"
                         );
                         if !failure.fail_over {
-                            let spent = Spent { usage, cost_usd };
                             return Err(InvokeError::Rejected(failure, spent));
                         }
                         // Cut short by the request's budget, not by the
@@ -397,7 +401,6 @@ impl Invoker {
                         // cooldown.
                         if Instant::now() >= deadline {
                             failures.push(failure);
-                            let spent = Spent { usage, cost_usd };
                             return Err(InvokeError::Deadline(budget, failures, spent));
                         }
                         self.health.record_failure(index, &failure.to_string());
@@ -406,7 +409,7 @@ impl Invoker {
                 }
             }
         }
-        Err(InvokeError::Exhausted(failures, Spent { usage, cost_usd }))
+        Err(InvokeError::Exhausted(failures, spent))
     }
 
     /// The region's name and client, and the body as JSON bytes.

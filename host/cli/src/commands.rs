@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use mangaassist_core::api::{
     BodyInput, CheckInput, ErrorReport, body_report, cache_key_report, check_report,
+    json_line as to_line,
 };
 use mangaassist_core::models::Catalog;
 use mangaassist_core::policy::{Policy, PolicyConfig};
 use mangaassist_core::schema::request_schema;
 use mangaassist_sandbox::{ActivePolicy, answers};
-use serde::Serialize;
 use serde_json::Value;
 
 fn parse_error(e: &serde_json::Error) -> String {
@@ -20,11 +20,6 @@ fn parse_error(e: &serde_json::Error) -> String {
         _ => "invalid_json",
     };
     ErrorReport::new(code, &e.to_string()).to_json()
-}
-
-fn to_line<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value)
-        .unwrap_or_else(|e| ErrorReport::new("internal", &e.to_string()).to_json())
 }
 
 /// `check`: the SPEC 3 checks, sanitize and estimate.

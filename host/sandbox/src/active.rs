@@ -120,15 +120,27 @@ pub fn verify(
     bytes: &[u8],
     source: PolicySource,
 ) -> Result<LoadedPolicy, LoadError> {
-    let sandbox = runtime.load(bytes)?;
+    let mut sandbox = runtime.load(bytes)?;
     let version = sandbox.version()?;
-    selftest::run(&sandbox)?;
+    selftest::run(&mut sandbox)?;
     Ok(LoadedPolicy {
         sandbox,
         version,
         sha256: sha256_hex(bytes),
         source,
     })
+}
+
+/// A policy that may serve: verified, then `ready` instances warmed up.
+fn candidate(
+    runtime: &Runtime,
+    bytes: &[u8],
+    source: PolicySource,
+    ready: usize,
+) -> Result<LoadedPolicy, LoadError> {
+    let loaded = verify(runtime, bytes, source)?;
+    loaded.sandbox.warm(ready)?;
+    Ok(loaded)
 }
 
 /// What a reload did.
@@ -158,8 +170,7 @@ impl ActivePolicy {
     pub fn start(runtime: Runtime, source: PolicySource, ready: usize) -> Result<Self, LoadError> {
         let started = Instant::now();
         let bytes = read(&source)?;
-        let loaded = verify(&runtime, &bytes, source.clone())?;
-        loaded.sandbox.warm(ready)?;
+        let loaded = candidate(&runtime, &bytes, source.clone(), ready)?;
         tracing::info!(
             source = %loaded.source,
             version = %loaded.version,
@@ -199,9 +210,7 @@ impl ActivePolicy {
             if sha256_hex(&bytes) == old.sha256 {
                 return Ok(None);
             }
-            let candidate = verify(&self.runtime, &bytes, self.source.clone())?;
-            candidate.sandbox.warm(self.ready)?;
-            Ok(Some(candidate))
+            candidate(&self.runtime, &bytes, self.source.clone(), self.ready).map(Some)
         });
         match outcome {
             Ok(None) => {

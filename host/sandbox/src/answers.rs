@@ -2,15 +2,9 @@
 //! `check --engine wasm` prints and what the self-test compares with the
 //! corpus, so both see the same bytes.
 
-use mangaassist_core::api::{CacheKeyReport, ErrorReport};
-use serde::Serialize;
+use mangaassist_core::api::{CacheKeyReport, ErrorReport, json_line as line};
 
 use crate::sandbox::{GuestFailure, Sandbox, SandboxError};
-
-fn line<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value)
-        .unwrap_or_else(|e| ErrorReport::new("internal", &e.to_string()).to_json())
-}
 
 fn sandbox_error(e: &SandboxError) -> String {
     ErrorReport::new(e.code(), &e.to_string()).to_json()

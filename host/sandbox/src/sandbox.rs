@@ -10,7 +10,7 @@
 //! thrown away, and the next call starts a fresh one: the host never goes
 //! down with it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -165,7 +165,7 @@ impl Runtime {
             runtime: self.clone(),
             pre,
             idle: Mutex::new(Vec::new()),
-            call_budget_ms: AtomicU64::new(self.limits.call_timeout_ms),
+            call_budget_ms: self.limits.call_timeout_ms,
         };
         // Instantiating checks the export types and pays the warm-up now,
         // so a load that succeeds has a ready instance.
@@ -216,7 +216,7 @@ pub struct Sandbox {
     /// Time budget of one call, ms: the runtime's, or a generous one while
     /// the self-test runs (hundreds of calls on a possibly loaded host must
     /// not fail a good candidate on one late epoch tick).
-    call_budget_ms: AtomicU64,
+    call_budget_ms: u64,
 }
 
 /// An instance and its store, kept between calls.
@@ -337,7 +337,7 @@ impl Sandbox {
             Some(live) => live,
             None => self.fresh_instance()?,
         };
-        let budget_ms = self.call_budget_ms.load(Ordering::Relaxed);
+        let budget_ms = self.call_budget_ms;
         store.set_epoch_deadline(budget_ms.saturating_add(1));
         match f(&mut store, &policy) {
             Ok(r) => {
@@ -412,12 +412,12 @@ impl Sandbox {
 
     /// Runs `f` with each call given the warm-up budget instead of the
     /// per-call one (the self-test), then restores the per-call budget.
-    pub(crate) fn with_exam_budget<R>(&self, f: impl FnOnce(&Self) -> R) -> R {
+    /// Exclusive: a sandbox under exam serves no one else.
+    pub(crate) fn with_exam_budget<R>(&mut self, f: impl FnOnce(&Self) -> R) -> R {
         let serving = self.runtime.limits.call_timeout_ms;
-        let exam = self.runtime.limits.warm_up_ms.max(serving);
-        self.call_budget_ms.store(exam, Ordering::Relaxed);
+        self.call_budget_ms = self.runtime.limits.warm_up_ms.max(serving);
         let result = f(self);
-        self.call_budget_ms.store(serving, Ordering::Relaxed);
+        self.call_budget_ms = serving;
         result
     }
 

@@ -51,7 +51,7 @@ impl SelfTestError {
 /// Runs every embedded vector of [`SUITES`] through `sandbox`; the number
 /// passed, or the first failure. Each call gets the warm-up budget: the
 /// exam judges answers, and a looping guest is still stopped.
-pub fn run(sandbox: &Sandbox) -> Result<usize, SelfTestError> {
+pub fn run(sandbox: &mut Sandbox) -> Result<usize, SelfTestError> {
     sandbox.with_exam_budget(exam)
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use mangaassist_bedrock::invoker::Invoker;
-use mangaassist_core::models::Catalog;
+use mangaassist_core::models::{Catalog, ModelSpec};
 use mangaassist_sandbox::{ActivePolicy, Sandbox, SandboxError};
 use tokio::sync::{Semaphore, watch};
 
@@ -43,17 +43,18 @@ pub struct Service {
 }
 
 impl Service {
-    /// The selected model's key, then the fallback model's when it is
-    /// another one.
-    pub fn model_keys(&self, selected: &str) -> Vec<String> {
-        let mut keys = vec![selected.to_string()];
-        if let Some(fallback) = &self.config.fallback_model
-            && fallback != selected
-            && self.catalog.get(fallback).is_ok()
-        {
-            keys.push(fallback.clone());
-        }
-        keys
+    /// The selected model, then the fallback model when it is another one:
+    /// each catalog key with its spec (a key the catalog lacks is left out).
+    pub fn models<'a>(&'a self, selected: &'a str) -> Vec<(&'a str, &'a ModelSpec)> {
+        let fallback = self
+            .config
+            .fallback_model
+            .as_deref()
+            .filter(|f| *f != selected);
+        std::iter::once(selected)
+            .chain(fallback)
+            .filter_map(|key| Some((key, self.catalog.get(key).ok()?)))
+            .collect()
     }
 
     /// Runs `call` on the serving policy on tokio's blocking pool, at most

@@ -140,7 +140,7 @@ pub async fn handle(
     }
 
     // 4. It is UTF-8 text (400).
-    let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
+    let text = String::from_utf8(Vec::from(bytes)).map_err(|e| {
         ApiError::bad_request("invalid_utf8", format!("the body is not UTF-8: {e}"))
     })?;
 
@@ -228,15 +228,15 @@ async fn send_message(
     let internal = |e: mangaassist_core::Error| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.code(), e.message())
     };
-    let prepared: Vec<BodyReport> = svc
-        .model_keys(
-            &svc.catalog
-                .choice(model_preference, &message)
-                .map_err(internal)?
-                .key,
-        )
-        .into_iter()
-        .map(|key| body_report_for(&svc.catalog, &key, &input))
+    let selected = svc
+        .catalog
+        .choice(model_preference, &message)
+        .map_err(internal)?
+        .key;
+    let models = svc.models(&selected);
+    let prepared: Vec<BodyReport> = models
+        .iter()
+        .map(|(key, _)| body_report_for(&svc.catalog, key, &input))
         .collect::<Result<_, _>>()
         .map_err(internal)?;
     let Some(first) = prepared.first() else {
@@ -278,14 +278,10 @@ async fn send_message(
 
     // 9. Bedrock, with regional failover and the fallback model (503 when
     //    every region failed, 504 past the budget).
-    let specs = prepared
-        .iter()
-        .map(|p| svc.catalog.get(&p.model.key).map_err(internal))
-        .collect::<Result<Vec<_>, _>>()?;
     let candidates: Vec<Candidate<'_>> = prepared
         .iter()
-        .zip(&specs)
-        .map(|(p, model)| Candidate {
+        .zip(&models)
+        .map(|(p, (_, model))| Candidate {
             model,
             body: &p.body,
         })

@@ -20,8 +20,7 @@ use crate::sessions::MemorySessions;
 use mangaassist_bedrock::clock::SystemClock;
 use mangaassist_bedrock::invoker::{CredentialSource, Invoker, InvokerConfig, RegionEndpoint};
 use mangaassist_emulator::{self as emulator, EmulatorConfig, EmulatorHandle, Latency};
-use mangaassist_sandbox::{ActivePolicy, PolicySource, Watcher};
-use mangaassist_sandbox::{Limits, Runtime};
+use mangaassist_sandbox::{ActivePolicy, Limits, PolicySource, Runtime, Watcher};
 
 /// How often idle per-client rate-limit state is dropped.
 const FORGET_CLIENTS_EVERY: Duration = Duration::from_secs(60);
