@@ -16,7 +16,8 @@ use crate::verdict::{Stop, first_stop};
 
 pub use crate::models::ModelChoice;
 pub use crate::screen::{
-    Action, INVALID_JSON, INVALID_REQUEST, ScreenedRequest, Screening, screen,
+    Action, INVALID_JSON, INVALID_REQUEST, MAX_LISTED_VIOLATIONS, ScreenedRequest, Screening,
+    screen,
 };
 pub use crate::verdict::{CheckReport, EMPTY_MESSAGE, EMPTY_MESSAGE_DETAIL, Refusal, check_report};
 

@@ -49,15 +49,29 @@ pub struct Violation {
     pub message: String,
 }
 
-struct Report(Vec<Violation>);
+/// Violations found so far: the first `limit` in full, the rest counted.
+struct Report {
+    listed: Vec<Violation>,
+    limit: usize,
+    total: usize,
+}
 
 impl Report {
     fn add(&mut self, path: &str, code: &'static str, message: String) {
-        self.0.push(Violation {
-            path: path.to_string(),
-            code: Cow::Borrowed(code),
-            message,
-        });
+        self.total += 1;
+        if self.listed.len() < self.limit {
+            self.listed.push(Violation {
+                path: path.to_string(),
+                code: Cow::Borrowed(code),
+                message,
+            });
+        }
+    }
+
+    /// Whether further violations are only counted (so their text need
+    /// not be built: thousands of unknown properties cost a count each).
+    fn full(&self) -> bool {
+        self.listed.len() >= self.limit
     }
 }
 
@@ -113,6 +127,10 @@ fn unknown_properties(r: &mut Report, path: &str, m: &Map<String, Value>, allowe
         .collect();
     unknown.sort();
     for key in unknown {
+        if r.full() {
+            r.total += 1;
+            continue;
+        }
         r.add(
             &pointer(path, key),
             "unknown_property",
@@ -155,36 +173,49 @@ pub fn is_session_id(s: &str) -> bool {
 
 /// Validates a chat request document; an empty list means it is valid.
 pub fn validate_request(doc: &Value) -> Vec<Violation> {
-    let mut r = Report(Vec::new());
-    let Some(top) = expect_object(&mut r, "", doc) else {
-        return r.0;
+    validate_request_first(doc, usize::MAX).0
+}
+
+/// The first `limit` violations of a chat request document (in the order
+/// [`validate_request`] lists them) and how many there are in all.
+pub fn validate_request_first(doc: &Value, limit: usize) -> (Vec<Violation>, usize) {
+    let mut r = Report {
+        listed: Vec::new(),
+        limit,
+        total: 0,
     };
-    unknown_properties(&mut r, "", top, &TOP_LEVEL_PROPERTIES);
+    check_request(&mut r, doc);
+    (r.listed, r.total)
+}
+
+fn check_request(r: &mut Report, doc: &Value) {
+    let Some(top) = expect_object(r, "", doc) else {
+        return;
+    };
+    unknown_properties(r, "", top, &TOP_LEVEL_PROPERTIES);
 
     let action = match top.get("action") {
         None => {
-            required(&mut r, "/action", "action");
+            required(r, "/action", "action");
             None
         }
-        Some(v) => {
-            enum_member(&mut r, "/action", v, &ACTIONS).and_then(|i| ACTIONS.get(i).copied())
-        }
+        Some(v) => enum_member(r, "/action", v, &ACTIONS).and_then(|i| ACTIONS.get(i).copied()),
     };
 
     match top.get("data") {
-        None => required(&mut r, "/data", "data"),
+        None => required(r, "/data", "data"),
         Some(v) => {
-            if let Some(data) = expect_object(&mut r, "/data", v) {
-                validate_data(&mut r, data, action);
+            if let Some(data) = expect_object(r, "/data", v) {
+                validate_data(r, data, action);
             }
         }
     }
 
     if let Some(v) = top.get("metadata")
-        && let Some(meta) = expect_object(&mut r, "/metadata", v)
+        && let Some(meta) = expect_object(r, "/metadata", v)
     {
         if let Some(cv) = meta.get("clientVersion") {
-            expect_string(&mut r, "/metadata/clientVersion", cv);
+            expect_string(r, "/metadata/clientVersion", cv);
         }
         if let Some(ts) = meta.get("timestamp")
             && !matches!(ts, Value::Number(n) if n.is_i64() || n.is_u64())
@@ -196,7 +227,6 @@ pub fn validate_request(doc: &Value) -> Vec<Violation> {
             );
         }
     }
-    r.0
 }
 
 fn validate_data(r: &mut Report, data: &Map<String, Value>, action: Option<&str>) {

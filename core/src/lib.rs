@@ -26,6 +26,7 @@ pub mod sanitize;
 mod scan;
 pub mod schema;
 mod screen;
+pub mod spend;
 pub mod tokens;
 mod verdict;
 mod word_char;

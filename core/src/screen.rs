@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::contract::{Violation, validate_request};
+use crate::contract::{Violation, validate_request_first};
 use crate::models::ModelPreference;
 use crate::policy::Policy;
 use crate::tokens::estimate_tokens_reference;
@@ -18,6 +18,9 @@ pub const INVALID_JSON: &str = "invalid_json";
 /// Code of a contract-valid request whose typed form cannot be read: a core
 /// bug (the contract and the typed form disagree), never a client's fault.
 pub const INVALID_REQUEST: &str = "invalid_request";
+/// Contract violations listed at most; the rest are only counted, so a body
+/// of thousands of unknown properties costs a bounded answer.
+pub const MAX_LISTED_VIOLATIONS: usize = 50;
 
 /// `action` of a chat request (SPEC 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,7 +58,8 @@ pub struct ScreenedRequest {
 /// - `{"outcome":"invalid","code":"invalid_json","message":...}`: not JSON
 ///   (400);
 /// - `{"outcome":"contract","violations":[{"path","code","message"},...]}`:
-///   every SPEC 2 violation (400);
+///   the SPEC 2 violations (400), the first [`MAX_LISTED_VIOLATIONS`] of
+///   them, with `"omitted": n` after the list when there were more;
 /// - `{"outcome":"refused","code":...,"detail":...}`: the first failing SPEC 3
 ///   check of a `sendMessage`, else `empty_message` (422);
 /// - `{"outcome":"accepted","action":...,"sessionId":...,"message":...,
@@ -72,8 +76,12 @@ pub enum Screening {
     },
     /// The request breaks the contract.
     Contract {
-        /// Every violation, never empty.
+        /// The first violations (never empty, at most
+        /// [`MAX_LISTED_VIOLATIONS`]).
         violations: Vec<Violation>,
+        /// How many more there were.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        omitted: u64,
     },
     /// The message is refused.
     Refused(Refusal),
@@ -100,6 +108,10 @@ struct DataDoc<'a> {
     model_preference: ModelPreference,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Screens a chat request text as the service does before doing anything
 /// with it: parsed once, then contract, message checks and sanitizing, in
 /// the service's order.
@@ -113,7 +125,7 @@ pub fn screen(policy: &Policy, request_json: &str) -> Screening {
             };
         }
     };
-    let violations = validate_request(&doc);
+    let (violations, total) = validate_request_first(&doc, MAX_LISTED_VIOLATIONS);
     // Read even when the contract fails (then unused): cheap, and it keeps
     // the order decision in `first_stop` alone.
     let typed = RequestDoc::deserialize(&doc);
@@ -124,7 +136,13 @@ pub fn screen(policy: &Policy, request_json: &str) -> Screening {
         _ => None,
     };
     let report = match first_stop(violations, sent) {
-        Err(Stop::Contract(violations)) => return Screening::Contract { violations },
+        Err(Stop::Contract(violations)) => {
+            let omitted = total.saturating_sub(violations.len()) as u64;
+            return Screening::Contract {
+                violations,
+                omitted,
+            };
+        }
         Err(Stop::Message(refusal)) => return Screening::Refused(refusal),
         Ok(report) => report,
     };
@@ -189,11 +207,34 @@ mod tests {
     fn the_contract_comes_before_the_message() {
         let got = screened(&json!({"action": "sendMessage",
             "data": {"message": "<script>", "sessionId": "x", "preferredLanguage": "fr"}}));
-        let Screening::Contract { violations } = got else {
+        let Screening::Contract { violations, .. } = got else {
             panic!("expected the contract outcome, got {got:?}")
         };
         let codes: Vec<&str> = violations.iter().map(|v| v.code.as_ref()).collect();
         assert_eq!(codes, ["pattern_mismatch", "not_in_enum"]);
+    }
+
+    #[test]
+    fn at_most_fifty_violations_are_listed_and_the_rest_counted() {
+        let mut data = serde_json::Map::new();
+        for i in 0..1234 {
+            data.insert(format!("x{i}"), json!(1));
+        }
+        let got = screened(&json!({"action": "getHistory", "data": data}));
+        let Screening::Contract {
+            violations,
+            omitted,
+        } = &got
+        else {
+            panic!("expected the contract outcome, got {got:?}")
+        };
+        assert_eq!(violations.len(), MAX_LISTED_VIOLATIONS);
+        // 1234 unknown properties and the missing sessionId.
+        assert_eq!(*omitted, 1235 - 50);
+        let text = serde_json::to_string(&got).unwrap();
+        assert!(text.ends_with(r#","omitted":1185}"#), "{text}");
+        let few = screened(&json!({"action": "getHistory", "data": {}}));
+        assert!(!serde_json::to_string(&few).unwrap().contains("omitted"));
     }
 
     #[test]

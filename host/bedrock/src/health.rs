@@ -86,6 +86,19 @@ impl Health {
             .collect()
     }
 
+    /// When every region is cooling down, the time until the first one
+    /// may be tried again; `None` when any region is ready.
+    pub fn all_cooling(&self) -> Option<Duration> {
+        let now = self.clock.now();
+        self.lock()
+            .iter()
+            .map(|r| r.cooling_until.filter(|until| *until > now))
+            .collect::<Option<Vec<Duration>>>()?
+            .into_iter()
+            .min()
+            .map(|until| until - now)
+    }
+
     /// The region at `index`.
     pub fn name(&self, index: usize) -> String {
         self.lock()

@@ -71,6 +71,20 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Read API keys, one per line; answer {"sha256": "<hex>"}, the form
+    /// `api_keys` stores (the service never keeps a key itself).
+    HashKey,
+    /// Read a user-token secret on stdin and print a user token (an HS256
+    /// JWT) for SUBJECT: what the store's backend does for its web users.
+    UserToken {
+        /// The user's id in the store (the identity is user:SUBJECT).
+        #[arg(long)]
+        subject: String,
+        /// Seconds until it expires (the service refuses more than its
+        /// user_token_max_ttl_secs, 3600 by default).
+        #[arg(long, default_value_t = 600)]
+        ttl_secs: u64,
+    },
     /// Run the local Bedrock emulator (deterministic, clearly labelled replies).
     Emulator {
         /// Address to listen on.

@@ -12,6 +12,7 @@ use mangaassist_core::models::Catalog;
 use mangaassist_core::policy::{Policy, PolicyConfig};
 use mangaassist_core::schema::request_schema;
 use mangaassist_sandbox::{ActivePolicy, answers};
+use mangaassist_service::identity;
 use serde_json::Value;
 
 fn parse_error(e: &serde_json::Error) -> String {
@@ -105,4 +106,50 @@ pub fn print_schema(mut out: impl Write) -> io::Result<()> {
     out.write_all(text.as_bytes())?;
     out.write_all(b"\n")?;
     out.flush()
+}
+
+/// `hash-key`: one API key per line → `{"sha256": "<hex>"}`.
+pub fn hash_key(line: &str) -> String {
+    let key = line.trim_end_matches('\r');
+    if key.is_empty() {
+        return ErrorReport::new("empty_key", "the line holds no key").to_json();
+    }
+    mangaassist_core::api::json_line(&serde_json::json!({ "sha256": identity::hash_key(key) }))
+}
+
+/// `user-token`: the secret on stdin (so it stays out of `ps`), a token
+/// for `subject` valid `ttl_secs` on stdout.
+pub fn user_token(
+    mut reader: impl io::BufRead,
+    mut out: impl Write,
+    subject: &str,
+    ttl_secs: u64,
+) -> Result<(), String> {
+    let mut secret = String::new();
+    reader
+        .read_line(&mut secret)
+        .map_err(|e| format!("cannot read the secret on stdin: {e}"))?;
+    let secret = secret.trim_end_matches(['\r', '\n']);
+    if secret.len() < 32 {
+        return Err(format!(
+            "the secret on stdin has {} bytes; user_token_secrets need at least 32",
+            secret.len()
+        ));
+    }
+    if subject.is_empty() || subject.len() > 128 {
+        return Err("--subject must have 1 to 128 bytes".into());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| format!("the clock is before 1970: {e}"))?
+        .as_secs();
+    let claims = identity::Claims {
+        sub: subject.to_string(),
+        exp: now.saturating_add(ttl_secs),
+        iat: Some(now),
+    };
+    let token = identity::mint(secret.as_bytes(), &claims)?;
+    writeln!(out, "{token}")
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write the token: {e}"))
 }

@@ -81,6 +81,10 @@ fn run(cli: Cli) -> Result<(), String> {
             lines::process(reader, writer, |line| handler.answer(line)).map_err(io_err)
         }
         Command::Schema => commands::print_schema(writer).map_err(io_err),
+        Command::HashKey => lines::process(reader, writer, commands::hash_key).map_err(io_err),
+        Command::UserToken { subject, ttl_secs } => {
+            commands::user_token(reader, writer, &subject, ttl_secs)
+        }
         Command::Emulator {
             listen,
             ttft_ms,

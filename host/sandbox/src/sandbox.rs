@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mangaassist_core::api::{
-    Action, CheckReport, INVALID_JSON, INVALID_REQUEST, Refusal, ScreenedRequest, Screening,
+    Action, CheckReport, INVALID_JSON, INVALID_REQUEST, MAX_LISTED_VIOLATIONS, Refusal,
+    ScreenedRequest, Screening,
 };
 use mangaassist_core::contract::Violation;
 use mangaassist_core::models::ModelPreference;
@@ -270,11 +271,15 @@ fn screening(s: guest::Screening) -> Result<Screening, SandboxError> {
             code: f.code.into(),
             message: f.message,
         },
-        guest::Screening::Contract(list) if list.is_empty() => {
+        guest::Screening::Contract(c) if c.violations.is_empty() => {
             return bad("a contract outcome without a violation");
         }
-        guest::Screening::Contract(list) => Screening::Contract {
-            violations: list.into_iter().map(violation).collect(),
+        guest::Screening::Contract(c) if c.violations.len() > MAX_LISTED_VIOLATIONS => {
+            return bad("a contract outcome listing more violations than the core does");
+        }
+        guest::Screening::Contract(c) => Screening::Contract {
+            violations: c.violations.into_iter().map(violation).collect(),
+            omitted: c.omitted,
         },
         guest::Screening::Refused(r) if r.code.is_empty() || r.detail.is_empty() => {
             return bad("a refusal without a code or a reason");
@@ -523,7 +528,10 @@ mod tests {
         );
         assert!(screening(guest::Screening::Invalid(failure(INVALID_JSON))).is_ok());
         assert_eq!(
-            code_of(guest::Screening::Contract(Vec::new())),
+            code_of(guest::Screening::Contract(guest::ContractFailure {
+                violations: Vec::new(),
+                omitted: 0
+            })),
             "policy_bad_answer"
         );
         let refusal = |code: &str, detail: &str| {

@@ -1,16 +1,20 @@
 //! Everything a request needs, built once and shared by every request.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use mangaassist_bedrock::invoker::Invoker;
 use mangaassist_core::models::{Catalog, ModelSpec};
 use mangaassist_sandbox::{ActivePolicy, Sandbox, SandboxError};
 use tokio::sync::{Semaphore, watch};
 
+use crate::address::{client_ip, limit_key};
+use crate::budgets::Budgets;
 use crate::cache::ReplyCache;
 use crate::config::ServiceConfig;
 use crate::errors::ApiError;
+use crate::identity::{Authenticator, Identity};
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::sessions::SessionStore;
@@ -34,6 +38,12 @@ pub struct Service {
     pub sessions: Arc<dyn SessionStore>,
     /// Overall and per-client rate limits.
     pub limits: RateLimits,
+    /// API keys and user tokens.
+    pub auth: Authenticator,
+    /// Spend budgets per identity.
+    pub budgets: Budgets,
+    /// Bedrock calls in flight at most (503 at once past it).
+    pub upstream_slots: Arc<Semaphore>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
     /// Where answers come from, for `/healthz` (`emulator` or `aws`).
@@ -43,6 +53,22 @@ pub struct Service {
 }
 
 impl Service {
+    /// Who sent a request from `peer`: its credential, else (when allowed)
+    /// its address, as the trusted proxies report it, IPv6 by its /64.
+    pub fn identify(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        query_token: Option<&str>,
+    ) -> Result<Identity, ApiError> {
+        let ip = client_ip(headers, peer.ip(), &self.config.trusted_proxies);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.auth
+            .identify(headers, query_token, &limit_key(ip), now)
+    }
+
     /// The selected model, then the fallback model when it is another one:
     /// each catalog key with its spec (a key the catalog lacks is left out).
     pub fn models<'a>(&'a self, selected: &'a str) -> Vec<(&'a str, &'a ModelSpec)> {
@@ -84,11 +110,14 @@ impl Service {
         .await;
         match outcome {
             Ok(result) => result.map_err(ApiError::from),
-            Err(e) => Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "policy_call_failed",
-                format!("the policy call did not complete: {e}"),
-            )),
+            Err(e) => {
+                tracing::error!(error = %e, "policy call did not complete");
+                Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "policy_call_failed",
+                    "the policy call did not complete",
+                ))
+            }
         }
     }
 }

@@ -36,13 +36,15 @@ impl ReplyCache {
         )
     }
 
-    /// The answer `model` (a catalog key) gave to the body of `key`, if fresh.
-    pub fn get(&self, model: &str, key: &str) -> Option<Arc<CachedReply>> {
-        self.0.get(&format!("{model}\n{key}"))
+    /// The answer `model` (a catalog key) gave to the body of `key`, if
+    /// fresh, within `scope` (empty: shared; else an identity's own).
+    pub fn get(&self, scope: &str, model: &str, key: &str) -> Option<Arc<CachedReply>> {
+        self.0.get(&format!("{scope}\n{model}\n{key}"))
     }
 
-    /// Remembers the answer `model` gave to the body of `key`.
-    pub fn insert(&self, model: &str, key: &str, reply: CachedReply) {
-        self.0.insert(format!("{model}\n{key}"), Arc::new(reply));
+    /// Remembers the answer `model` gave to the body of `key` in `scope`.
+    pub fn insert(&self, scope: &str, model: &str, key: &str, reply: CachedReply) {
+        self.0
+            .insert(format!("{scope}\n{model}\n{key}"), Arc::new(reply));
     }
 }

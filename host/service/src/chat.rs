@@ -11,16 +11,20 @@ use mangaassist_bedrock::invoker::{Candidate, Usage};
 use mangaassist_core::api::{Action, BodyInput, BodyReport, Screening, body_report_for};
 use mangaassist_core::body::Turn;
 use mangaassist_core::models::ModelPreference;
+use mangaassist_core::spend::{SpendEstimate, estimate_spend};
 use serde::Serialize;
 
 use crate::app::Service;
 use crate::cache::CachedReply;
+use crate::config::CacheScope;
 use crate::errors::ApiError;
+use crate::identity::Identity;
 
 /// How a request arrived.
 pub struct Incoming {
-    /// Rate-limit identity: the API key when sent, else the peer address.
-    pub client: String,
+    /// Who sent it (authenticated before the request gets here): the key of
+    /// its limits and budgets and the owner of its sessions.
+    pub identity: Identity,
     /// `Content-Type` of an HTTP request; `None` for a WebSocket text frame
     /// (JSON by the protocol's definition).
     pub content_type: Option<ContentType>,
@@ -66,7 +70,7 @@ pub enum Answer {
         /// The session.
         #[serde(rename = "sessionId")]
         session_id: String,
-        /// Whether it existed.
+        /// Always true: a session that is not the caller's is a 404.
         cleared: bool,
     },
 }
@@ -75,7 +79,7 @@ pub enum Answer {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplyAnswer {
-    /// The session (new when the request named none).
+    /// The session (issued by the server when the request named none).
     pub session_id: String,
     /// The assistant's text.
     pub reply: String,
@@ -125,8 +129,9 @@ pub async fn handle(
     deadline: Instant,
     sink: Sink<'_>,
 ) -> Result<Answer, ApiError> {
-    // 1. Rate limits: per client, then overall (429 + Retry-After).
-    svc.limits.admit(&incoming.client)?;
+    // 1. Rate limits: per identity, then overall (429 + Retry-After).
+    let identity = incoming.identity;
+    svc.limits.admit(&identity.label)?;
 
     // 2. The body arrived whole and within 64 KiB (413; 408 when too slow).
     let bytes = incoming.body.map_err(|e| body_error(e, svc))?;
@@ -153,15 +158,21 @@ pub async fn handle(
     {
         Screening::Accepted(request) => request,
         Screening::Invalid { code, message } => return Err(ApiError::bad_request(&code, message)),
-        Screening::Contract { violations } => {
-            return Err(ApiError::bad_request(
-                "contract_violation",
-                format!(
-                    "the request breaks the chat contract in {} place(s)",
-                    violations.len()
+        Screening::Contract {
+            violations,
+            omitted,
+        } => {
+            let listed = violations.len();
+            let message = match omitted {
+                0 => format!("the request breaks the chat contract in {listed} place(s)"),
+                n => format!(
+                    "the request breaks the chat contract in {} places; the first {listed} are listed, {n} left out",
+                    listed as u64 + n
                 ),
-            )
-            .with_details(&violations));
+            };
+            return Err(
+                ApiError::bad_request("contract_violation", message).with_details(&violations)
+            );
         }
         Screening::Refused(refusal) => {
             return Err(ApiError::new(
@@ -172,30 +183,46 @@ pub async fn handle(
         }
     };
 
-    // 6. History actions need nothing more; a message goes on (7-10).
+    // 6. Sessions are the identity's own: another's, like an unknown or
+    //    expired one, is 404 (whether it exists is not told). Ids are
+    //    issued by the server: a sendMessage naming an id it never issued
+    //    (a client-chosen one) is the same 404.
+    let owner = &*identity.label;
     match (request.action, request.session_id) {
         (Action::GetHistory, Some(session_id)) => {
-            let turns = svc.sessions.history(&session_id);
+            let turns = svc
+                .sessions
+                .history(&session_id, owner)
+                .ok_or_else(session_not_found)?;
             Ok(Answer::History { session_id, turns })
         }
         (Action::ClearSession, Some(session_id)) => {
-            let cleared = svc.sessions.clear(&session_id);
+            if !svc.sessions.clear(&session_id, owner) {
+                return Err(session_not_found());
+            }
             Ok(Answer::Cleared {
                 session_id,
-                cleared,
+                cleared: true,
             })
         }
         (Action::SendMessage, session_id) => {
-            let session_id = session_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            send_message(
-                svc,
+            let (session_id, history) = match session_id {
+                Some(id) => {
+                    let history = svc
+                        .sessions
+                        .history(&id, owner)
+                        .ok_or_else(session_not_found)?;
+                    (id, history)
+                }
+                None => (uuid::Uuid::new_v4().to_string(), Vec::new()),
+            };
+            let message = Message {
                 session_id,
-                request.message,
-                request.model_preference,
-                deadline,
-                sink,
-            )
-            .await
+                history,
+                text: request.message,
+                preference: request.model_preference,
+            };
+            send_message(svc, &identity, message, deadline, sink).await
         }
         // The contract requires a sessionId for these; kept total anyway.
         (Action::GetHistory | Action::ClearSession, None) => Err(ApiError::bad_request(
@@ -205,18 +232,46 @@ pub async fn handle(
     }
 }
 
-/// Steps 7 to 10 of a message: model, bodies, cache, Bedrock, session.
+fn session_not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "session_not_found",
+        "no such session for this client (sessions expire after a time without use; start a new one by sending a message without a sessionId)",
+    )
+}
+
+/// A message to answer, in its session.
+struct Message {
+    session_id: String,
+    history: Vec<Turn>,
+    text: String,
+    preference: ModelPreference,
+}
+
+/// Steps 7 to 11 of a message: model, bodies, cache, budgets, Bedrock,
+/// session.
 async fn send_message(
     svc: &Service,
-    session_id: String,
-    message: String,
-    model_preference: ModelPreference,
+    identity: &Identity,
+    message: Message,
     deadline: Instant,
     sink: Sink<'_>,
 ) -> Result<Answer, ApiError> {
+    let Message {
+        session_id,
+        history,
+        text: message,
+        preference: model_preference,
+    } = message;
+    if model_preference == ModelPreference::Quality && !identity.allowance.allow_quality {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "quality_not_allowed",
+            "modelPreference \"quality\" is not enabled for this client; send auto or fast",
+        ));
+    }
     // 7. Model selection and a Claude body (and cache key) for the selected
     //    model and for the fallback model, each with its own settings.
-    let history = svc.sessions.history(&session_id);
     let input = BodyInput {
         message: message.clone(),
         history,
@@ -250,10 +305,16 @@ async fn send_message(
     // 8. The response cache (TTL 300 s): the selected model's answer to
     //    its body, else a fallback's to its own (so repeats are answered
     //    while the selected model is down), labelled with the model that
-    //    gave it. A hit answers without Bedrock.
+    //    gave it. A hit answers without Bedrock and spends no budget.
+    //    Shared by default: a hit tells only that the same body (message
+    //    and prior turns) was answered within the TTL (SECURITY.md).
+    let scope = match svc.config.cache_scope {
+        CacheScope::Shared => "",
+        CacheScope::Identity => &identity.label,
+    };
     let hit = prepared.iter().find_map(|p| {
         svc.cache
-            .get(&p.model.key, &p.cache_key)
+            .get(scope, &p.model.key, &p.cache_key)
             .map(|hit| (p, hit))
     });
     if let Some((answered, hit)) = hit {
@@ -261,7 +322,7 @@ async fn send_message(
         if let Some(sink) = sink {
             sink(&hit.text);
         }
-        svc.sessions.append(&session_id, &message, &hit.text);
+        remember(svc, &session_id, identity, &message, &hit.text);
         return Ok(Answer::Reply(ReplyAnswer {
             session_id,
             reply: hit.text.clone(),
@@ -276,8 +337,61 @@ async fn send_message(
     }
     svc.metrics.cache(false);
 
-    // 9. Bedrock, with regional failover and the fallback model (503 when
-    //    every region failed, 504 past the budget).
+    // 9. Upstream capacity: every region cooling down answers 503 at once
+    //    (until the first cooldown ends), as does a full set of calls in
+    //    flight; nothing queues up behind a dead upstream.
+    if let Some(wait) = svc.invoker.health().all_cooling() {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "regions_cooling_down",
+            format!("every region is cooling down after failures; retry in {secs} s"),
+        );
+        e.retry_after = Some(secs.max(1));
+        return Err(e);
+    }
+    let Ok(_upstream) = svc.upstream_slots.clone().try_acquire_owned() else {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_busy",
+            format!(
+                "{} calls to Bedrock are already in flight; retry shortly",
+                svc.config.max_upstream_calls
+            ),
+        );
+        e.retry_after = Some(1);
+        return Err(e);
+    };
+
+    // 10. Spend budgets: the most this call can cost (the larger of the
+    //     selected and fallback bodies), reserved now, settled below with
+    //     what the model reported (429 naming the budget).
+    let most = prepared
+        .iter()
+        .zip(&models)
+        .map(|(p, (_, spec))| estimate_spend(spec, &p.body))
+        .fold(None::<SpendEstimate>, |acc, e| {
+            Some(match acc {
+                Some(a) if a.tokens >= e.tokens && a.usd >= e.usd => a,
+                Some(a) => SpendEstimate {
+                    input_tokens: a.input_tokens.max(e.input_tokens),
+                    max_output_tokens: a.max_output_tokens.max(e.max_output_tokens),
+                    tokens: a.tokens.max(e.tokens),
+                    usd: a.usd.max(e.usd),
+                },
+                None => e,
+            })
+        });
+    let reservation = match most {
+        Some(most) => Some(
+            svc.budgets
+                .reserve(&identity.label, identity.allowance, &most)?,
+        ),
+        None => None,
+    };
+
+    // 11. Bedrock, with regional failover and the fallback model (503 when
+    //     every region failed, 504 past the budget).
     let candidates: Vec<Candidate<'_>> = prepared
         .iter()
         .zip(&models)
@@ -295,18 +409,27 @@ async fn send_message(
         }
         None => svc.invoker.invoke(&candidates, budget).await,
     };
+    let settle = |usage: Usage, usd: f64| {
+        if let Some(r) = reservation.clone() {
+            svc.budgets
+                .settle(r, usage.input_tokens + usage.output_tokens, usd);
+        }
+    };
     let reply = outcome.map_err(|e| {
         svc.metrics.region_failures(e.failures());
         svc.metrics.spent(e.spent());
+        settle(e.spent().usage, e.spent().cost_usd);
         ApiError::from(&e)
     })?;
+    settle(reply.usage, reply.cost_usd);
     svc.metrics.reply(&reply);
 
-    // 10. Remember the answer under the key of the body the answering model
+    // 12. Remember the answer under the key of the body the answering model
     //     was sent (a fallback's answer never poses as the selected model's),
     //     and the exchange in the session.
     let answered = prepared.get(reply.candidate).unwrap_or(first);
     svc.cache.insert(
+        scope,
         &answered.model.key,
         &answered.cache_key,
         CachedReply {
@@ -316,7 +439,7 @@ async fn send_message(
             usage: reply.usage,
         },
     );
-    svc.sessions.append(&session_id, &message, &reply.text);
+    remember(svc, &session_id, identity, &message, &reply.text);
     Ok(Answer::Reply(ReplyAnswer {
         session_id,
         reply: reply.text,
@@ -328,6 +451,20 @@ async fn send_message(
         cached: false,
         cache_key: answered.cache_key.clone(),
     }))
+}
+
+/// Appends the exchange to the identity's session.
+fn remember(svc: &Service, session_id: &str, identity: &Identity, user: &str, assistant: &str) {
+    if !svc
+        .sessions
+        .append(session_id, &identity.label, user, assistant)
+    {
+        // Only a UUID v4 collision between two identities gets here.
+        tracing::warn!(
+            session_id,
+            "session id owned by another identity; exchange not kept"
+        );
+    }
 }
 
 fn body_error(e: BodyError, svc: &Service) -> ApiError {

@@ -45,10 +45,75 @@ pub struct ServiceConfig {
     pub client_rate_per_second: u32,
     /// Per-client burst.
     pub client_rate_burst: u32,
-    /// API keys (`X-Api-Key`) that identify a client of their own for the
-    /// per-client limit. Any other key counts against the peer address, so
-    /// sending made-up keys cannot get around the limit.
-    pub api_keys: Vec<String>,
+    /// Whether every chat request must carry an API key or a user token
+    /// (401 without). Default: off in dev (the widget works out of the box),
+    /// on in staging and prod.
+    pub auth_required: bool,
+    /// API keys (`X-Api-Key`), stored as SHA-256 digests
+    /// (`mangaassist hash-key` prints one), each an identity of its own for
+    /// limits, budgets and session ownership.
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// HMAC-SHA256 secrets of user tokens (HS256 JWTs the store's backend
+    /// mints; `Authorization: Bearer`). The first signs test tokens; any
+    /// verifies, so a secret can be rotated. Each at least 32 bytes.
+    pub user_token_secrets: Vec<String>,
+    /// Longest lifetime a user token may claim (`exp` − now), seconds.
+    pub user_token_max_ttl_secs: u64,
+    /// Spend budget of an identity without its own: tokens per minute
+    /// (input and output, reserved from the estimate before the call).
+    pub budget_tokens_per_minute: u64,
+    /// Spend budget of an identity without its own: USD per day.
+    pub budget_usd_per_day: f64,
+    /// Whether `modelPreference: quality` is allowed for identities without
+    /// their own setting.
+    pub allow_quality: bool,
+    /// Who may see a cached answer: `shared` (anyone who sends the same
+    /// body, the default) or `identity` (only the identity that caused it).
+    pub cache_scope: CacheScope,
+    /// Bytes of conversation text kept over all sessions at most.
+    pub max_session_bytes: usize,
+    /// TCP connections open at once; past it the longest-idle one is closed
+    /// to make room, or the new one when none is idle.
+    pub max_connections: usize,
+    /// Time a client gets to send a request's headers, ms.
+    pub header_timeout_ms: u64,
+    /// Silence after which a connection is closed (between keep-alive
+    /// requests, or mid-request), ms.
+    pub idle_timeout_ms: u64,
+    /// Time a write may stay blocked on a client that does not read, ms.
+    pub write_timeout_ms: u64,
+    /// Request line and headers together, bytes (431 past it).
+    pub max_header_bytes: usize,
+    /// Largest WebSocket frame, bytes (the connection is closed past it).
+    pub ws_max_frame_bytes: usize,
+    /// Largest WebSocket message, bytes.
+    pub ws_max_message_bytes: usize,
+    /// A WebSocket with no request this long is closed, ms.
+    pub ws_idle_timeout_ms: u64,
+    /// How often the server pings a WebSocket; one that has not answered
+    /// by the next ping is closed, ms.
+    pub ws_ping_interval_ms: u64,
+    /// Longest life of a WebSocket, ms.
+    pub ws_max_lifetime_ms: u64,
+    /// `Origin`s allowed to open a WebSocket besides the page's own.
+    pub allowed_origins: Vec<String>,
+    /// `Host` names (with or without port) the service answers to, besides
+    /// `localhost`, `127.0.0.1`, `[::1]` and the listen address (DNS
+    /// rebinding); `["*"]` turns the check off.
+    pub allowed_hosts: Vec<String>,
+    /// Origins sent CORS headers for the API; none by default.
+    pub cors_origins: Vec<String>,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is
+    /// believed; from anyone else the peer address is the client.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The admin listener (`/healthz` with details, `/metrics`); none: off.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bedrock calls in flight at most; past it 503 at once.
+    pub max_upstream_calls: usize,
+    /// Percent of the overall rate kept for clients sending at most one
+    /// request a second, so a few busy addresses cannot starve the rest.
+    pub rate_reserve_percent: u32,
     /// Response cache TTL, seconds.
     pub cache_ttl_secs: u64,
     /// Response cache entries.
@@ -99,7 +164,32 @@ impl Default for ServiceConfig {
             rate_burst: 200,
             client_rate_per_second: 20,
             client_rate_burst: 40,
+            auth_required: false,
             api_keys: Vec::new(),
+            user_token_secrets: Vec::new(),
+            user_token_max_ttl_secs: 3_600,
+            budget_tokens_per_minute: 50_000,
+            budget_usd_per_day: 5.0,
+            allow_quality: true,
+            cache_scope: CacheScope::Shared,
+            max_session_bytes: 256 * 1024 * 1024,
+            max_connections: 10_000,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            write_timeout_ms: 10_000,
+            max_header_bytes: 64 * 1024,
+            ws_max_frame_bytes: 32 * 1024,
+            ws_max_message_bytes: 128 * 1024,
+            ws_idle_timeout_ms: 600_000,
+            ws_ping_interval_ms: 30_000,
+            ws_max_lifetime_ms: 7_200_000,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            max_upstream_calls: 256,
+            rate_reserve_percent: 20,
             cache_ttl_secs: 300,
             cache_capacity: 10_000,
             session_ttl_secs: 1_800,
@@ -125,6 +215,50 @@ impl Default for ServiceConfig {
             drain_ms: 10_000,
         }
     }
+}
+
+/// One API key: a name for logs and metrics, the SHA-256 of the key, and
+/// what differs from the defaults for it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Name of the key's holder (the identity is `key:<id>`).
+    pub id: String,
+    /// Lowercase hex SHA-256 of the key (`mangaassist hash-key`).
+    pub sha256: String,
+    /// Tokens per minute, instead of `budget_tokens_per_minute`.
+    pub tokens_per_minute: Option<u64>,
+    /// USD per day, instead of `budget_usd_per_day`.
+    pub usd_per_day: Option<f64>,
+    /// Whether `quality` is allowed, instead of `allow_quality`.
+    pub allow_quality: Option<bool>,
+}
+
+/// Addresses (`10.0.0.7`) or ranges (`10.0.0.0/8`).
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let texts: Vec<String> = Vec::deserialize(d)?;
+    texts
+        .iter()
+        .map(|t| {
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{t:?} is not an address or a CIDR range (trusted_proxies)"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Who may see a cached answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheScope {
+    /// Anyone who sends the same body (SPEC 7 key).
+    Shared,
+    /// Only the identity whose request was answered.
+    Identity,
 }
 
 /// A configuration file: base settings and per-environment overrides
@@ -186,13 +320,19 @@ pub fn resolve(
             .unwrap_or_else(|| toml::Value::String(value.clone()));
         table.insert(key, parsed);
     }
-    let service: ServiceConfig = table
+    let auth_set = table.contains_key("auth_required");
+    let mut service: ServiceConfig = table
         .try_into()
         .map_err(|e: toml::de::Error| format!("configuration: {e}"))?;
+    if !auth_set {
+        // On by default where the service faces the public.
+        service.auth_required = environment != "dev";
+    }
     if service.regions.is_empty() {
         return Err("configuration: regions must name at least one region".into());
     }
     check_bounds(&service)?;
+    check_security(&service)?;
     service
         .catalog
         .validate()
@@ -227,6 +367,16 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
         ("emulator_per_token_ms", c.emulator_per_token_ms),
         ("cache_ttl_secs", c.cache_ttl_secs.saturating_mul(1000)),
         ("session_ttl_secs", c.session_ttl_secs.saturating_mul(1000)),
+        ("header_timeout_ms", c.header_timeout_ms),
+        ("idle_timeout_ms", c.idle_timeout_ms),
+        ("write_timeout_ms", c.write_timeout_ms),
+        ("ws_idle_timeout_ms", c.ws_idle_timeout_ms),
+        ("ws_ping_interval_ms", c.ws_ping_interval_ms),
+        ("ws_max_lifetime_ms", c.ws_max_lifetime_ms),
+        (
+            "user_token_max_ttl_secs",
+            c.user_token_max_ttl_secs.saturating_mul(1000),
+        ),
     ];
     let models = c
         .catalog
@@ -251,6 +401,18 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
         ("policy_call_timeout_ms", c.policy_call_timeout_ms),
         ("policy_workers", c.policy_workers as u64),
         ("policy_max_memory_mib", c.policy_max_memory_mib as u64),
+        ("max_connections", c.max_connections as u64),
+        ("header_timeout_ms", c.header_timeout_ms),
+        ("idle_timeout_ms", c.idle_timeout_ms),
+        ("write_timeout_ms", c.write_timeout_ms),
+        ("ws_idle_timeout_ms", c.ws_idle_timeout_ms),
+        ("ws_ping_interval_ms", c.ws_ping_interval_ms),
+        ("ws_max_lifetime_ms", c.ws_max_lifetime_ms),
+        ("ws_max_frame_bytes", c.ws_max_frame_bytes as u64),
+        ("ws_max_message_bytes", c.ws_max_message_bytes as u64),
+        ("max_upstream_calls", c.max_upstream_calls as u64),
+        ("max_session_bytes", c.max_session_bytes as u64),
+        ("user_token_max_ttl_secs", c.user_token_max_ttl_secs),
     ];
     if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
         return Err(format!("configuration: {key} must be at least 1"));
@@ -265,6 +427,76 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
         return Err(format!(
             "configuration: policy_max_memory_mib = {} is over the limit of 4096 (a 32-bit guest's whole address space)",
             c.policy_max_memory_mib
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses security settings that cannot work: keys that are not digests,
+/// short secrets, auth required with no way to authenticate, limits that
+/// contradict each other.
+fn check_security(c: &ServiceConfig) -> Result<(), String> {
+    for key in &c.api_keys {
+        let hex = key.sha256.len() == 64
+            && key
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex {
+            return Err(format!(
+                "configuration: api_keys: {:?}: sha256 must be 64 lowercase hex digits (the key's SHA-256; `mangaassist hash-key` prints it), not the key itself",
+                key.id
+            ));
+        }
+        if key.id.is_empty() {
+            return Err("configuration: api_keys: every key needs an id".into());
+        }
+        if key
+            .usd_per_day
+            .is_some_and(|usd| !(usd.is_finite() && usd >= 0.0))
+        {
+            return Err(format!(
+                "configuration: api_keys: {:?}: usd_per_day must be a number ≥ 0",
+                key.id
+            ));
+        }
+    }
+    let mut ids: Vec<&str> = c.api_keys.iter().map(|k| k.id.as_str()).collect();
+    ids.sort_unstable();
+    if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!(
+            "configuration: api_keys: the id {:?} is used twice",
+            pair[0]
+        ));
+    }
+    if let Some(short) = c.user_token_secrets.iter().find(|s| s.len() < 32) {
+        return Err(format!(
+            "configuration: user_token_secrets: a secret of {} bytes is too short (at least 32)",
+            short.len()
+        ));
+    }
+    if c.auth_required && c.api_keys.is_empty() && c.user_token_secrets.is_empty() {
+        return Err(
+            "configuration: auth_required is on (the default in staging and prod) but no api_keys or user_token_secrets are set: no client could be let in"
+                .into(),
+        );
+    }
+    if !(c.budget_usd_per_day.is_finite() && c.budget_usd_per_day >= 0.0) {
+        return Err("configuration: budget_usd_per_day must be a number ≥ 0".into());
+    }
+    if c.rate_reserve_percent > 90 {
+        return Err(format!(
+            "configuration: rate_reserve_percent = {} is over 90: busy clients would get almost nothing",
+            c.rate_reserve_percent
+        ));
+    }
+    if c.ws_max_frame_bytes > c.ws_max_message_bytes {
+        return Err("configuration: ws_max_frame_bytes is over ws_max_message_bytes".into());
+    }
+    if c.max_header_bytes < 8192 {
+        return Err(format!(
+            "configuration: max_header_bytes = {} is under 8192 (the HTTP parser's smallest buffer)",
+            c.max_header_bytes
         ));
     }
     Ok(())
@@ -314,13 +546,21 @@ mod tests {
                 ("MANGAASSIST_LISTEN".into(), "0.0.0.0:9000".into()),
                 (
                     "MANGAASSIST_API_KEYS".into(),
-                    r#"["shop-1", "shop-2"]"#.into(),
+                    format!(r#"[{{id = "shop-1", sha256 = "{}"}}, {{id = "shop-2", sha256 = "{}", usd_per_day = 2.5}}]"#, "a".repeat(64), "b".repeat(64)),
                 ),
                 ("OTHER".into(), "x".into()),
             ],
         )
         .unwrap();
-        assert_eq!(prod.service.api_keys, ["shop-1", "shop-2"]);
+        let ids: Vec<&str> = prod
+            .service
+            .api_keys
+            .iter()
+            .map(|k| k.id.as_str())
+            .collect();
+        assert_eq!(ids, ["shop-1", "shop-2"]);
+        assert_eq!(prod.service.api_keys[1].usd_per_day, Some(2.5));
+        assert!(prod.service.auth_required, "on by default in prod");
         assert_eq!(prod.service.rate_per_second, 500);
         assert_eq!(prod.service.rate_burst, 900);
         assert_eq!(prod.service.listen.to_string(), "0.0.0.0:9000");
@@ -363,6 +603,46 @@ mod tests {
             "{e}"
         );
         assert!(resolve("dev", Some("drain_ms = 86400000"), &[]).is_ok());
+    }
+
+    #[test]
+    fn security_settings_that_cannot_work_are_refused() {
+        let dev = resolve("dev", None, &[]).unwrap();
+        assert!(!dev.service.auth_required, "dev works out of the box");
+        let e = resolve("prod", None, &[]).unwrap_err();
+        assert!(e.contains("auth_required") && e.contains("api_keys"), "{e}");
+        let open = resolve("prod", Some("auth_required = false"), &[]).unwrap();
+        assert!(!open.service.auth_required, "explicitly off is honoured");
+        let e = resolve(
+            "dev",
+            Some(r#"api_keys = [{ id = "a", sha256 = "my-plain-key" }]"#),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.contains("not the key itself"), "{e}");
+        let e = resolve("dev", Some(r#"user_token_secrets = ["short"]"#), &[]).unwrap_err();
+        assert!(e.contains("at least 32"), "{e}");
+        let twice = format!(
+            r#"api_keys = [{{ id = "a", sha256 = "{0}" }}, {{ id = "a", sha256 = "{0}" }}]"#,
+            "c".repeat(64)
+        );
+        assert!(
+            resolve("dev", Some(&twice), &[])
+                .unwrap_err()
+                .contains("twice")
+        );
+        let e = resolve("dev", Some("ws_max_frame_bytes = 200000"), &[]).unwrap_err();
+        assert!(e.contains("ws_max_frame_bytes"), "{e}");
+        let e = resolve("dev", Some("max_header_bytes = 100"), &[]).unwrap_err();
+        assert!(e.contains("8192"), "{e}");
+        let e = resolve("dev", Some("trusted_proxies = [\"not an address\"]"), &[]).unwrap_err();
+        assert!(e.contains("trusted_proxies"), "{e}");
+        let ok = resolve(
+            "dev",
+            Some("trusted_proxies = [\"10.0.0.7\", \"fd00::/8\"]"),
+            &[],
+        );
+        assert_eq!(ok.unwrap().service.trusted_proxies.len(), 2);
     }
 
     #[test]

@@ -97,15 +97,42 @@ impl From<Limited> for ApiError {
     }
 }
 
+/// What a client is told of one region's failure: where and Bedrock's
+/// error code, never the SDK's message (it can carry ARNs, account ids and
+/// request ids; those go to the log).
+#[derive(Serialize)]
+struct FailureDetail<'a> {
+    region: &'a str,
+    code: &'a str,
+}
+
 impl From<&InvokeError> for ApiError {
     fn from(e: &InvokeError) -> Self {
-        let status = match e {
+        tracing::warn!(code = e.code(), error = %e, "Bedrock gave no answer");
+        let (status, message) = match e {
             // Our body was refused: a defect on our side, not the client's.
-            InvokeError::Rejected(..) => StatusCode::BAD_GATEWAY,
-            InvokeError::Exhausted(..) => StatusCode::SERVICE_UNAVAILABLE,
-            InvokeError::Deadline(..) => StatusCode::GATEWAY_TIMEOUT,
+            InvokeError::Rejected(..) => (
+                StatusCode::BAD_GATEWAY,
+                "Bedrock refused the request; it has been logged",
+            ),
+            InvokeError::Exhausted(..) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no region could answer; try again shortly",
+            ),
+            InvokeError::Deadline(..) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "no answer within the time budget",
+            ),
         };
-        ApiError::new(status, e.code(), e.to_string()).with_details(e.failures())
+        let details: Vec<FailureDetail<'_>> = e
+            .failures()
+            .iter()
+            .map(|f| FailureDetail {
+                region: &f.region,
+                code: &f.code,
+            })
+            .collect();
+        ApiError::new(status, e.code(), message).with_details(&details)
     }
 }
 
@@ -115,7 +142,13 @@ impl From<SandboxError> for ApiError {
             SandboxError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, e.code(), format!("the policy engine failed: {e}"))
+        // The engine's own words (traps, paths) go to the log only.
+        tracing::warn!(code = e.code(), error = %e, "policy call failed");
+        ApiError::new(
+            status,
+            e.code(),
+            "the policy engine could not check the request",
+        )
     }
 }
 

@@ -16,7 +16,6 @@ use serde::Serialize;
 use crate::app::Service;
 use crate::chat::{self, BodyError, ContentType, Incoming};
 use crate::errors::ApiError;
-use crate::limits::client_id;
 use crate::outcome::{record_error, respond};
 
 /// POST /v1/chat: one request, one JSON answer, within the sync budget,
@@ -28,11 +27,16 @@ pub(crate) async fn chat_http(
 ) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    // Who is asking comes first: a stranger's body is not even read.
+    let identity = match svc.identify(&parts.headers, peer, None) {
+        Ok(identity) => identity,
+        Err(e) => return respond(&svc, "chat", started, Err(e)),
+    };
     let budget = Duration::from_millis(svc.config.sync_budget_ms);
     let deadline = started + budget;
     let body = read_body(&parts.headers, body, svc.config.max_body_bytes, deadline).await;
     let incoming = Incoming {
-        client: client_id(&parts.headers, peer, &svc.config.api_keys),
+        identity,
         content_type: Some(match parts.headers.get(header::CONTENT_TYPE) {
             Some(v) => ContentType::Value(v.as_bytes().to_vec()),
             None => ContentType::Missing,
@@ -111,7 +115,25 @@ struct RegionHealth {
     last_error: Option<String>,
 }
 
-/// GET /healthz: the service answers; which policy and regions it has.
+#[derive(Serialize)]
+struct Ready {
+    status: &'static str,
+}
+
+/// GET /healthz on the public listener: ready or not, nothing more (the
+/// details are on the admin listener).
+pub(crate) async fn ready(State(svc): State<Arc<Service>>) -> Response {
+    if *svc.stopping.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(Ready { status: "stopping" }),
+        )
+            .into_response();
+    }
+    axum::Json(Ready { status: "ok" }).into_response()
+}
+
+/// GET /healthz on the admin listener: which policy and regions it has.
 pub(crate) async fn healthz(State(svc): State<Arc<Service>>) -> Response {
     let policy = svc.policy.current();
     axum::Json(Health {
@@ -167,7 +189,7 @@ pub(crate) async fn method_not_allowed(State(svc): State<Arc<Service>>) -> Respo
     let e = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this route does not take that method (POST /v1/chat, GET /v1/ws, /healthz, /metrics)",
+        "this route does not take that method (POST /v1/chat, GET /v1/ws, GET /healthz)",
     );
     record_error(&svc, "other", Instant::now(), &e);
     e.into_response()

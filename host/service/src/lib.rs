@@ -4,12 +4,16 @@
 //! and listen); the request path itself, read top to bottom, is
 //! [`chat::handle`].
 
+pub mod address;
 pub mod app;
+pub mod budgets;
 pub mod cache;
 pub mod chat;
 pub mod config;
+pub mod conn;
 pub mod errors;
 pub mod http;
+pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod outcome;

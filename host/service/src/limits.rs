@@ -1,13 +1,13 @@
 //! Request rate limits (SPEC 10): one overall budget (100/s, burst 200 by
-//! default) and one per client (its API key when sent, else its address),
-//! both GCRA from governor. A refusal says how long to wait, for
+//! default) and one per client (its identity: API key, user, or address),
+//! all GCRA from governor. The overall budget is fair: clients sending more
+//! than one request a second draw on all of it but a reserve (20% by
+//! default), which only light clients reach, so a handful of busy addresses
+//! cannot starve everyone else. A refusal says how long to wait, for
 //! `Retry-After`.
 
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
-
-use axum::http::HeaderMap;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -44,10 +44,14 @@ type Overall<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as C
 type PerClient<C> =
     RateLimiter<String, DashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-/// Both limits.
+/// The limits.
 pub struct RateLimits<C: Clock = DefaultClock> {
     overall: Overall<C>,
+    /// The overall budget less the reserve: what busy clients may use.
+    busy_share: Overall<C>,
     per_client: PerClient<C>,
+    /// Whether a client is light (at most one request a second, burst 2).
+    light: PerClient<C>,
     clock: C,
 }
 
@@ -59,9 +63,23 @@ fn quota(per_second: u32, burst: u32) -> Result<Quota, String> {
 
 impl RateLimits<DefaultClock> {
     /// Limits on the real clock.
-    pub fn new(overall: (u32, u32), per_client: (u32, u32)) -> Result<Self, String> {
-        Self::with_clock(overall, per_client, DefaultClock::default())
+    pub fn new(
+        overall: (u32, u32),
+        per_client: (u32, u32),
+        reserve_percent: u32,
+    ) -> Result<Self, String> {
+        Self::with_clock(
+            overall,
+            per_client,
+            reserve_percent,
+            DefaultClock::default(),
+        )
     }
+}
+
+/// `percent` of `n`, at least 1.
+fn share(n: u32, percent: u32) -> u32 {
+    (u64::from(n) * u64::from(percent) / 100).max(1) as u32
 }
 
 impl<C: Clock + Clone> RateLimits<C> {
@@ -69,26 +87,40 @@ impl<C: Clock + Clone> RateLimits<C> {
     pub fn with_clock(
         (rate, burst): (u32, u32),
         (client_rate, client_burst): (u32, u32),
+        reserve_percent: u32,
         clock: C,
     ) -> Result<Self, String> {
+        let busy = 100 - reserve_percent.min(100);
         Ok(RateLimits {
             overall: RateLimiter::direct_with_clock(quota(rate, burst)?, clock.clone()),
+            busy_share: RateLimiter::direct_with_clock(
+                quota(share(rate, busy), share(burst, busy))?,
+                clock.clone(),
+            ),
             per_client: RateLimiter::dashmap_with_clock(
                 quota(client_rate, client_burst)?,
                 clock.clone(),
             ),
+            light: RateLimiter::dashmap_with_clock(quota(1, 2)?, clock.clone()),
             clock,
         })
     }
 
     /// Admits one request from `client`, or says which limit refused it.
     /// The client's own limit is checked first, so one noisy client spends
-    /// its budget without draining everyone's.
+    /// its budget without draining everyone's; a busy client then needs
+    /// room in the busy share as well as in the overall budget.
     pub fn admit(&self, client: &str) -> Result<(), Limited> {
         let now = self.clock.now();
+        let key = client.to_string();
         self.per_client
-            .check_key(&client.to_string())
+            .check_key(&key)
             .map_err(|n| Limited::Client(n.wait_time_from(now)))?;
+        if self.light.check_key(&key).is_err() {
+            self.busy_share
+                .check()
+                .map_err(|n| Limited::Overall(n.wait_time_from(now)))?;
+        }
         self.overall
             .check()
             .map_err(|n| Limited::Overall(n.wait_time_from(now)))
@@ -97,19 +129,7 @@ impl<C: Clock + Clone> RateLimits<C> {
     /// Forgets clients whose budget is full again (call periodically).
     pub fn forget_idle_clients(&self) {
         self.per_client.retain_recent();
-    }
-}
-
-/// Who a request counts against: its API key when it is one of
-/// `known_keys`, else its address (an unknown key is not an identity:
-/// anyone can make one up per request).
-pub fn client_id(headers: &HeaderMap, peer: SocketAddr, known_keys: &[String]) -> String {
-    match headers
-        .get("x-api-key")
-        .and_then(|key| known_keys.iter().find(|k| k.as_bytes() == key.as_bytes()))
-    {
-        Some(key) => format!("key:{key}"),
-        None => format!("addr:{}", peer.ip()),
+        self.light.retain_recent();
     }
 }
 
@@ -122,7 +142,7 @@ mod tests {
     #[test]
     fn the_overall_burst_then_the_rate() {
         let clock = FakeRelativeClock::default();
-        let limits = RateLimits::with_clock((100, 200), (1000, 1000), clock.clone()).unwrap();
+        let limits = RateLimits::with_clock((100, 200), (1000, 1000), 20, clock.clone()).unwrap();
         for i in 0..200 {
             assert_eq!(limits.admit(&format!("c{i}")), Ok(()), "request {i}");
         }
@@ -137,7 +157,7 @@ mod tests {
     #[test]
     fn one_client_cannot_take_everyone_s_budget() {
         let clock = FakeRelativeClock::default();
-        let limits = RateLimits::with_clock((100, 200), (2, 3), clock.clone()).unwrap();
+        let limits = RateLimits::with_clock((100, 200), (2, 3), 20, clock.clone()).unwrap();
         for _ in 0..3 {
             assert_eq!(limits.admit("noisy"), Ok(()));
         }
@@ -152,7 +172,28 @@ mod tests {
 
     #[test]
     fn zero_rates_are_configuration_errors() {
-        assert!(RateLimits::new((0, 1), (1, 1)).is_err());
-        assert!(RateLimits::new((1, 1), (1, 0)).is_err());
+        assert!(RateLimits::new((0, 1), (1, 1), 20).is_err());
+        assert!(RateLimits::new((1, 1), (1, 0), 20).is_err());
+    }
+
+    #[test]
+    fn a_few_busy_clients_cannot_starve_the_rest() {
+        let clock = FakeRelativeClock::default();
+        let limits = RateLimits::with_clock((100, 100), (1000, 1000), 20, clock.clone()).unwrap();
+        // Three busy clients send as fast as they can for a second.
+        let mut admitted = 0;
+        for step in 0..100 {
+            for busy in ["b1", "b2", "b3"] {
+                admitted += usize::from(limits.admit(busy).is_ok());
+            }
+            if step % 10 == 9 {
+                clock.advance(Duration::from_millis(100));
+            }
+        }
+        assert!(admitted <= 80 + 80 + 6, "busy clients got {admitted}");
+        // Light clients still get in.
+        for i in 0..15 {
+            assert_eq!(limits.admit(&format!("light{i}")), Ok(()), "light {i}");
+        }
     }
 }

@@ -6,16 +6,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::app::Service;
+use crate::budgets::Budgets;
 use crate::cache::ReplyCache;
 use crate::config::{BedrockMode, Resolved};
+use crate::conn::{self, ConnLimits, Tracker};
+use crate::identity::Authenticator;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
-use crate::routes::router;
+use crate::routes::{admin_router, router};
 use crate::sessions::MemorySessions;
 use mangaassist_bedrock::clock::SystemClock;
 use mangaassist_bedrock::invoker::{CredentialSource, Invoker, InvokerConfig, RegionEndpoint};
@@ -25,12 +27,17 @@ use mangaassist_sandbox::{ActivePolicy, Limits, PolicySource, Runtime, Watcher};
 /// How often idle per-client rate-limit state is dropped.
 const FORGET_CLIENTS_EVERY: Duration = Duration::from_secs(60);
 
+/// Connections the admin listener keeps open at most.
+const ADMIN_CONNECTIONS: usize = 64;
+
 /// A running service.
 pub struct Server {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     service: Arc<Service>,
+    connections: Arc<Tracker>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
     emulator: Option<EmulatorHandle>,
     _watcher: Watcher,
 }
@@ -39,6 +46,16 @@ impl Server {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the admin listener listens, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The public listener's open connections.
+    pub fn connections(&self) -> &Arc<Tracker> {
+        &self.connections
     }
 
     /// The embedded emulator, when the service answers from it.
@@ -57,8 +74,7 @@ impl Server {
         let drain = Duration::from_millis(self.service.config.drain_ms);
         let _ = self.stop.send(true);
         match tokio::time::timeout(drain, &mut self.task).await {
-            Ok(Ok(Ok(()))) => tracing::info!("service stopped; in-flight requests finished"),
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "service stopped with an error"),
+            Ok(Ok(())) => tracing::info!("service stopped; in-flight requests finished"),
             Ok(Err(e)) => tracing::warn!(error = %e, "service task failed"),
             Err(_) => {
                 tracing::warn!(
@@ -153,6 +169,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     let rate_limits = RateLimits::new(
         (config.rate_per_second, config.rate_burst),
         (config.client_rate_per_second, config.client_rate_burst),
+        config.rate_reserve_percent,
     )?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -160,6 +177,19 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let admin = match config.admin_listen {
+        Some(admin) => Some(
+            tokio::net::TcpListener::bind(admin)
+                .await
+                .map_err(|e| format!("cannot listen on {admin} (admin_listen): {e}"))?,
+        ),
+        None => None,
+    };
+    let admin_addr = admin
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()
+        .map_err(|e| format!("cannot read the admin address: {e}"))?;
     let (stop, stopping) = watch::channel(false);
     let service = Arc::new(Service {
         policy,
@@ -173,9 +203,13 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         sessions: Arc::new(MemorySessions::new(
             Duration::from_secs(config.session_ttl_secs),
             config.max_sessions,
+            config.max_session_bytes,
             Arc::new(SystemClock::new()),
         )),
         limits: rate_limits,
+        auth: Authenticator::new(&config),
+        budgets: Budgets::new(Arc::new(SystemClock::new())),
+        upstream_slots: Arc::new(tokio::sync::Semaphore::new(config.max_upstream_calls)),
         metrics: Metrics::new(),
         bedrock,
         stopping: stopping.clone(),
@@ -183,23 +217,41 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     });
 
     spawn_upkeep(Arc::clone(&service), stopping.clone());
-    let app = router(Arc::clone(&service)).into_make_service_with_connect_info::<SocketAddr>();
-    let listener = listener.tap_io(|tcp| {
-        // Small JSON answers: do not wait for Nagle.
-        let _ = tcp.set_nodelay(true);
-    });
-    let mut stopped = stopping;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-    });
-    tracing::info!(%addr, environment = %resolved.environment, "mangaassist service listening");
+    let c = &service.config;
+    let limits = ConnLimits {
+        max_connections: c.max_connections,
+        header_timeout: Duration::from_millis(c.header_timeout_ms),
+        idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+        write_timeout: Duration::from_millis(c.write_timeout_ms),
+        max_header_bytes: c.max_header_bytes,
+    };
+    let connections = Tracker::new(c.max_connections);
+    if let Some(admin) = admin {
+        let admin_limits = ConnLimits {
+            max_connections: ADMIN_CONNECTIONS,
+            ..limits
+        };
+        tokio::spawn(conn::serve(
+            admin,
+            admin_router(Arc::clone(&service)),
+            admin_limits,
+            Tracker::new(ADMIN_CONNECTIONS),
+            stopping.clone(),
+        ));
+    }
+    let task = tokio::spawn(conn::serve(
+        listener,
+        router(Arc::clone(&service)),
+        limits,
+        Arc::clone(&connections),
+        stopping,
+    ));
+    tracing::info!(%addr, admin = ?admin_addr, environment = %resolved.environment, auth_required = service.config.auth_required, "mangaassist service listening");
     Ok(Server {
         addr,
+        admin_addr,
         service,
+        connections,
         stop,
         task,
         emulator,
@@ -213,7 +265,10 @@ fn spawn_upkeep(service: Arc<Service>, mut stopping: watch::Receiver<bool>) {
         let mut every = tokio::time::interval(FORGET_CLIENTS_EVERY);
         loop {
             tokio::select! {
-                _ = every.tick() => service.limits.forget_idle_clients(),
+                _ = every.tick() => {
+                    service.limits.forget_idle_clients();
+                    service.budgets.forget_idle();
+                }
                 _ = stopping.wait_for(|s| *s) => return,
             }
         }

@@ -1,7 +1,8 @@
-//! Conversation sessions (SPEC 10): the last 10 turns per `sessionId`,
-//! forgotten after a time without use. Behind a small trait so a shared store
-//! (Redis, DynamoDB) can replace the in-process one without touching the
-//! request path.
+//! Conversation sessions (SPEC 10): the last 10 turns per `sessionId`, each
+//! owned by the identity that created it, forgotten after a time without
+//! use, bounded in count and in bytes. Behind a small trait so a shared
+//! store (Redis, DynamoDB) can replace the in-process one without touching
+//! the request path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,44 +12,73 @@ use mangaassist_core::body::{HISTORY_WINDOW, Turn};
 
 use mangaassist_bedrock::clock::Clock;
 
-/// Where sessions live.
+/// Where sessions live. A session another identity owns looks exactly like
+/// one that does not exist.
 pub trait SessionStore: Send + Sync {
-    /// The session's turns, oldest first (empty when unknown or expired).
-    fn history(&self, session_id: &str) -> Vec<Turn>;
-    /// Appends one exchange; keeps the last [`HISTORY_WINDOW`] turns.
-    fn append(&self, session_id: &str, user: &str, assistant: &str);
-    /// Forgets the session; true when it existed.
-    fn clear(&self, session_id: &str) -> bool;
+    /// The session's turns, oldest first; `None` when it is unknown,
+    /// expired or `owner`'s it is not.
+    fn history(&self, session_id: &str, owner: &str) -> Option<Vec<Turn>>;
+    /// Appends one exchange (creating the session for `owner` when it is
+    /// new); keeps the last [`HISTORY_WINDOW`] turns. False when another
+    /// identity owns the id.
+    fn append(&self, session_id: &str, owner: &str, user: &str, assistant: &str) -> bool;
+    /// Forgets the session; true when it existed and was `owner`'s.
+    fn clear(&self, session_id: &str, owner: &str) -> bool;
 }
 
 struct Entry {
+    owner: Box<str>,
     turns: Vec<Turn>,
     last_used: Duration,
+    bytes: usize,
 }
 
-/// Sessions in this process's memory, with an idle TTL and a size cap.
+impl Entry {
+    fn measure(&mut self, id: &str) {
+        self.bytes =
+            id.len() + self.owner.len() + self.turns.iter().map(|t| t.content.len()).sum::<usize>();
+    }
+}
+
+struct Map {
+    entries: HashMap<String, Entry>,
+    bytes: usize,
+}
+
+/// Sessions in this process's memory, with an idle TTL, a count cap and a
+/// byte cap.
 pub struct MemorySessions {
-    entries: Mutex<HashMap<String, Entry>>,
+    map: Mutex<Map>,
     ttl: Duration,
     max_sessions: usize,
+    max_bytes: usize,
     clock: Arc<dyn Clock>,
 }
 
 impl MemorySessions {
-    /// Sessions idle longer than `ttl` are forgotten; at `max_sessions` the
-    /// least recently used one makes room.
-    pub fn new(ttl: Duration, max_sessions: usize, clock: Arc<dyn Clock>) -> Self {
+    /// Sessions idle longer than `ttl` are forgotten; past `max_sessions`
+    /// or `max_bytes` of text the least recently used ones make room.
+    pub fn new(
+        ttl: Duration,
+        max_sessions: usize,
+        max_bytes: usize,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         MemorySessions {
-            entries: Mutex::new(HashMap::new()),
+            map: Mutex::new(Map {
+                entries: HashMap::new(),
+                bytes: 0,
+            }),
             ttl,
             max_sessions: max_sessions.max(1),
+            max_bytes,
             clock,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Map> {
         // Each update replaces whole entries: a poisoned map is still valid.
-        self.entries
+        self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -56,45 +86,70 @@ impl MemorySessions {
     fn expired(&self, entry: &Entry, now: Duration) -> bool {
         now.saturating_sub(entry.last_used) > self.ttl
     }
+
+    /// Drops expired sessions, then least recently used ones, until there
+    /// is room for one more session of `incoming` bytes.
+    fn make_room(&self, map: &mut Map, now: Duration, incoming: usize) {
+        let full =
+            |m: &Map| m.entries.len() >= self.max_sessions || m.bytes + incoming > self.max_bytes;
+        if !full(map) {
+            return;
+        }
+        map.entries
+            .retain(|_, e| now.saturating_sub(e.last_used) <= self.ttl);
+        map.bytes = map.entries.values().map(|e| e.bytes).sum();
+        while full(map) && !map.entries.is_empty() {
+            // Room for an eighth of the sessions at once, least recently
+            // used first: one O(n) pass per n/8 new sessions, not per one.
+            let room = (map.entries.len() / 8).max(1);
+            let mut ages: Vec<Duration> = map.entries.values().map(|e| e.last_used).collect();
+            let cutoff = *ages.select_nth_unstable(room - 1).1;
+            let mut removed = 0;
+            map.entries.retain(|_, e| {
+                let evict = removed < room && e.last_used <= cutoff;
+                removed += usize::from(evict);
+                !evict
+            });
+            map.bytes = map.entries.values().map(|e| e.bytes).sum();
+        }
+    }
 }
 
 impl SessionStore for MemorySessions {
-    fn history(&self, session_id: &str) -> Vec<Turn> {
+    fn history(&self, session_id: &str, owner: &str) -> Option<Vec<Turn>> {
         let now = self.clock.now();
-        let mut entries = self.lock();
-        match entries.get(session_id) {
-            Some(entry) if self.expired(entry, now) => {
-                entries.remove(session_id);
-                Vec::new()
-            }
-            Some(entry) => entry.turns.clone(),
-            None => Vec::new(),
+        let mut map = self.lock();
+        let entry = map.entries.get(session_id)?;
+        if self.expired(entry, now) {
+            let bytes = entry.bytes;
+            map.entries.remove(session_id);
+            map.bytes -= bytes;
+            return None;
         }
+        (*entry.owner == *owner).then(|| entry.turns.clone())
     }
 
-    fn append(&self, session_id: &str, user: &str, assistant: &str) {
+    fn append(&self, session_id: &str, owner: &str, user: &str, assistant: &str) -> bool {
         let now = self.clock.now();
-        let mut entries = self.lock();
-        if !entries.contains_key(session_id) && entries.len() >= self.max_sessions {
-            entries.retain(|_, e| now.saturating_sub(e.last_used) <= self.ttl);
-            if entries.len() >= self.max_sessions {
-                // Make room for an eighth of the cap at once, least recently
-                // used first: one O(n) pass per n/8 new sessions, not per one.
-                let room = (self.max_sessions / 8).max(1);
-                let mut ages: Vec<Duration> = entries.values().map(|e| e.last_used).collect();
-                let cutoff = *ages.select_nth_unstable(room - 1).1;
-                let mut removed = 0;
-                entries.retain(|_, e| {
-                    let evict = removed < room && e.last_used <= cutoff;
-                    removed += usize::from(evict);
-                    !evict
-                });
-            }
+        let mut map = self.lock();
+        let map = &mut *map;
+        if !map.entries.contains_key(session_id) {
+            let incoming = session_id.len() + owner.len() + user.len() + assistant.len();
+            self.make_room(map, now, incoming);
         }
-        let entry = entries.entry(session_id.to_string()).or_insert(Entry {
-            turns: Vec::new(),
-            last_used: now,
-        });
+        let entry = map
+            .entries
+            .entry(session_id.to_string())
+            .or_insert_with(|| Entry {
+                owner: owner.into(),
+                turns: Vec::new(),
+                last_used: now,
+                bytes: 0,
+            });
+        if *entry.owner != *owner {
+            return false;
+        }
+        let before = entry.bytes;
         if self.expired(entry, now) {
             entry.turns.clear();
         }
@@ -103,10 +158,22 @@ impl SessionStore for MemorySessions {
         let excess = entry.turns.len().saturating_sub(HISTORY_WINDOW);
         entry.turns.drain(..excess);
         entry.last_used = now;
+        entry.measure(session_id);
+        map.bytes = map.bytes - before + entry.bytes;
+        true
     }
 
-    fn clear(&self, session_id: &str) -> bool {
-        self.lock().remove(session_id).is_some()
+    fn clear(&self, session_id: &str, owner: &str) -> bool {
+        let now = self.clock.now();
+        let mut map = self.lock();
+        let ours = map
+            .entries
+            .get(session_id)
+            .is_some_and(|e| *e.owner == *owner && !self.expired(e, now));
+        if ours && let Some(e) = map.entries.remove(session_id) {
+            map.bytes -= e.bytes;
+        }
+        ours
     }
 }
 
@@ -116,7 +183,7 @@ mod tests {
     use mangaassist_bedrock::clock::ManualClock;
 
     fn store(clock: &Arc<ManualClock>) -> MemorySessions {
-        MemorySessions::new(Duration::from_secs(1800), 3, clock.clone())
+        MemorySessions::new(Duration::from_secs(1800), 3, 1 << 20, clock.clone())
     }
 
     #[test]
@@ -124,9 +191,9 @@ mod tests {
         let clock = Arc::new(ManualClock::default());
         let s = store(&clock);
         for i in 0..8 {
-            s.append("a", &format!("q{i}"), &format!("r{i}"));
+            assert!(s.append("a", "o", &format!("q{i}"), &format!("r{i}")));
         }
-        let turns = s.history("a");
+        let turns = s.history("a", "o").unwrap();
         assert_eq!(turns.len(), HISTORY_WINDOW);
         assert_eq!(turns[0], Turn::new("user", "q3"));
         assert_eq!(turns[9], Turn::new("assistant", "r7"));
@@ -136,15 +203,20 @@ mod tests {
     fn idle_sessions_expire_and_clear_forgets() {
         let clock = Arc::new(ManualClock::default());
         let s = store(&clock);
-        s.append("a", "q", "r");
+        s.append("a", "o", "q", "r");
         clock.advance(Duration::from_secs(1800));
-        assert_eq!(s.history("a").len(), 2, "exactly the TTL: still kept");
+        assert_eq!(
+            s.history("a", "o").unwrap().len(),
+            2,
+            "exactly the TTL: still kept"
+        );
         clock.advance(Duration::from_secs(1801));
-        assert!(s.history("a").is_empty());
-        s.append("b", "q", "r");
-        assert!(s.clear("b"));
-        assert!(!s.clear("b"));
-        assert!(s.history("b").is_empty());
+        assert!(s.history("a", "o").is_none());
+        s.append("b", "o", "q", "r");
+        assert!(!s.clear("b", "thief"));
+        assert!(s.clear("b", "o"));
+        assert!(!s.clear("b", "o"));
+        assert!(s.history("b", "o").is_none());
     }
 
     #[test]
@@ -152,13 +224,42 @@ mod tests {
         let clock = Arc::new(ManualClock::default());
         let s = store(&clock);
         for id in ["a", "b", "c"] {
-            s.append(id, "q", "r");
+            s.append(id, "o", "q", "r");
             clock.advance(Duration::from_secs(1));
         }
-        s.append("a", "q2", "r2");
-        s.append("d", "q", "r");
-        assert!(s.history("b").is_empty(), "b was least recently used");
-        assert_eq!(s.history("a").len(), 4);
-        assert_eq!(s.history("d").len(), 2);
+        s.append("a", "o", "q2", "r2");
+        s.append("d", "o", "q", "r");
+        assert!(s.history("b", "o").is_none(), "b was least recently used");
+        assert_eq!(s.history("a", "o").unwrap().len(), 4);
+        assert_eq!(s.history("d", "o").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_session_is_its_owner_s_alone() {
+        let clock = Arc::new(ManualClock::default());
+        let s = store(&clock);
+        assert!(s.append("a", "key:alice", "q", "r"));
+        assert!(s.history("a", "key:mallory").is_none());
+        assert!(!s.append("a", "key:mallory", "q", "r"));
+        assert!(!s.clear("a", "key:mallory"));
+        assert_eq!(s.history("a", "key:alice").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn bytes_are_bounded_too() {
+        let clock = Arc::new(ManualClock::default());
+        let s = MemorySessions::new(Duration::from_secs(1800), 1000, 10_000, clock.clone());
+        let big = "x".repeat(1_000);
+        for i in 0..100 {
+            s.append(&format!("s{i}"), "o", &big, &big);
+            clock.advance(Duration::from_millis(1));
+        }
+        let map = s.lock();
+        assert!(map.bytes <= 10_000, "{}", map.bytes);
+        assert_eq!(
+            map.bytes,
+            map.entries.values().map(|e| e.bytes).sum::<usize>()
+        );
+        assert!(map.entries.contains_key("s99"), "the newest is kept");
     }
 }

@@ -13,19 +13,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, Extension, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::app::Service;
 use crate::chat::{self, Incoming};
+use crate::conn::Conn;
 use crate::errors::ApiError;
-use crate::limits::client_id;
+use crate::identity::Identity;
 use crate::outcome::record_error;
 
 /// A frame the server sends.
@@ -38,28 +39,141 @@ enum Frame<'a> {
     Response { status: u16, body: Value },
 }
 
-/// Accepts the upgrade; frames may be larger than a request so an oversize
-/// one is answered with 413 instead of dropping the connection.
+/// Query parameters of the upgrade: browsers cannot set headers on a
+/// WebSocket, so a user token may come as `?token=`.
+#[derive(Deserialize)]
+pub struct UpgradeQuery {
+    token: Option<String>,
+}
+
+/// Accepts the upgrade from an allowed `Origin` and a known caller. Frames
+/// and messages are bounded (32 KB and 128 KB by default, API Gateway's
+/// figures): a message over the request body limit but within these gets
+/// a 413 answer; past them the connection is closed (1009).
 pub async fn upgrade(
     State(svc): State<Arc<Service>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    conn: Option<Extension<Conn>>,
+    Query(query): Query<UpgradeQuery>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let client = client_id(&headers, peer, &svc.config.api_keys);
-    let max = svc.config.max_body_bytes.saturating_mul(4);
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| connection(svc, socket, client))
+    let started = Instant::now();
+    let refuse = |e: ApiError| {
+        record_error(&svc, "ws", started, &e);
+        e.into_response()
+    };
+    if !origin_allowed(&svc, &headers) {
+        return refuse(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "WebSockets are accepted from this site's own pages and allowed_origins only",
+        ));
+    }
+    let identity = match svc.identify(&headers, peer, query.token.as_deref()) {
+        Ok(identity) => identity,
+        Err(e) => return refuse(e),
+    };
+    let max_message = svc.config.ws_max_message_bytes;
+    let max_frame = svc.config.ws_max_frame_bytes;
+    let svc = Arc::clone(&svc);
+    ws.max_message_size(max_message)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| connection(svc, socket, identity, conn.map(|c| c.0)))
 }
 
-async fn connection(svc: Arc<Service>, mut socket: WebSocket, client: String) {
+/// A browser's `Origin` must be the page's own (same host) or listed; a
+/// request without one is not from a browser page and passes.
+fn origin_allowed(svc: &Service, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if svc.config.allowed_origins.iter().any(|o| o == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    match (authority, host) {
+        (Some(authority), Some(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
+    }
+}
+
+/// Why the server closes a WebSocket.
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+async fn connection(
+    svc: Arc<Service>,
+    mut socket: WebSocket,
+    identity: Identity,
+    conn: Option<Conn>,
+) {
+    let config = &svc.config;
+    let opened = tokio::time::Instant::now();
+    let mut lifetime = Duration::from_millis(config.ws_max_lifetime_ms);
+    if let Some(expires) = identity.expires_at {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        lifetime = lifetime.min(Duration::from_secs(expires.saturating_sub(now)));
+    }
+    let end_of_life = opened + lifetime;
+    let idle = Duration::from_millis(config.ws_idle_timeout_ms);
+    let mut last_request = opened;
+    let ping_every = Duration::from_millis(config.ws_ping_interval_ms);
+    let mut ping = tokio::time::interval_at(opened + ping_every, ping_every);
+    let mut awaiting_pong = false;
     let mut stopping = svc.stopping.clone();
+    let evicted = async {
+        match &conn {
+            Some(conn) => conn.closed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(evicted);
     loop {
         let message = tokio::select! {
             m = socket.recv() => m,
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    let _ = socket.send(close(close_code::AWAY, "no answer to ping")).await;
+                    return;
+                }
+                awaiting_pong = true;
+                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            () = tokio::time::sleep_until(last_request + idle) => {
+                let _ = socket.send(close(close_code::NORMAL, "idle")).await;
+                return;
+            }
+            () = tokio::time::sleep_until(end_of_life) => {
+                let why = if identity.expires_at.is_some() && lifetime < Duration::from_millis(config.ws_max_lifetime_ms) {
+                    (close_code::POLICY, "user token expired")
+                } else {
+                    (close_code::AWAY, "connection lifetime reached")
+                };
+                let _ = socket.send(close(why.0, why.1)).await;
+                return;
+            }
             () = stopped(&mut stopping) => {
-                let _ = socket.send(Message::Close(None)).await;
+                let _ = socket.send(close(close_code::AWAY, "server shutting down")).await;
+                return;
+            }
+            () = &mut evicted => {
+                let _ = socket.send(close(close_code::AGAIN, "server at its connection limit")).await;
                 return;
             }
         };
@@ -70,12 +184,39 @@ async fn connection(svc: Arc<Service>, mut socket: WebSocket, client: String) {
                 "unsupported_media_type",
                 "send each request as a JSON text frame",
             )),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+            Some(Ok(Message::Pong(_))) => {
+                awaiting_pong = false;
+                continue;
+            }
+            Some(Ok(Message::Ping(_))) => continue,
+            Some(Err(e)) => {
+                // Over the frame or message limit, or broken framing.
+                tracing::debug!(error = %e, "WebSocket closed on a bad frame");
+                let _ = socket
+                    .send(close(
+                        close_code::SIZE,
+                        "frame or message too large or malformed",
+                    ))
+                    .await;
+                return;
+            }
+            Some(Ok(Message::Close(_))) | None => return,
         };
-        if answer(&svc, &mut socket, &client, body).await.is_err() {
+        // Any request shows the client is there.
+        awaiting_pong = false;
+        let _busy = conn.as_ref().map(Conn::busy);
+        let body = match body {
+            // A refused frame still counts against the client's rate.
+            Err(e) => match svc.limits.admit(&identity.label) {
+                Ok(()) => Err(e),
+                Err(limited) => Err(ApiError::from(limited)),
+            },
+            Ok(bytes) => Ok(bytes),
+        };
+        if answer(&svc, &mut socket, &identity, body).await.is_err() {
             return;
         }
+        last_request = tokio::time::Instant::now();
     }
 }
 
@@ -83,7 +224,7 @@ async fn connection(svc: Arc<Service>, mut socket: WebSocket, client: String) {
 async fn answer(
     svc: &Service,
     socket: &mut WebSocket,
-    client: &str,
+    identity: &Identity,
     body: Result<Bytes, ApiError>,
 ) -> Result<(), axum::Error> {
     let started = Instant::now();
@@ -96,7 +237,7 @@ async fn answer(
                 let _ = tx.send(text.to_string());
             };
             let incoming = Incoming {
-                client: client.to_string(),
+                identity: identity.clone(),
                 content_type: None,
                 body: Ok(bytes),
             };

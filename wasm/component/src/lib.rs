@@ -18,8 +18,8 @@ mod bindings {
 }
 
 use bindings::exports::mangaassist::policy::checks::{
-    Action, CheckReport, Failure, Guest, ModelPreference as WitPreference, Refusal,
-    ScreenedRequest, Screening, Violation,
+    Action, CheckReport, ContractFailure, Failure, Guest, ModelPreference as WitPreference,
+    Refusal, ScreenedRequest, Screening, Violation,
 };
 
 thread_local! {
@@ -86,9 +86,13 @@ impl Guest for Component {
                 code: code.into_owned(),
                 message,
             }),
-            api::Screening::Contract { violations } => {
-                Screening::Contract(violations.into_iter().map(violation).collect())
-            }
+            api::Screening::Contract {
+                violations,
+                omitted,
+            } => Screening::Contract(ContractFailure {
+                violations: violations.into_iter().map(violation).collect(),
+                omitted,
+            }),
             api::Screening::Refused(r) => Screening::Refused(Refusal {
                 code: r.code.into_owned(),
                 detail: r.detail,

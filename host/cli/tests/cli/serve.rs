@@ -21,6 +21,12 @@ fn spawn(environment: &str) -> Child {
         .env("MANGA_ENV", environment)
         .env("MANGAASSIST_EMULATOR_TTFT_MS", "0")
         .env("MANGAASSIST_EMULATOR_PER_TOKEN_MS", "0")
+        .env("MANGAASSIST_ADMIN_LISTEN", "127.0.0.1:0")
+        // staging and prod refuse to start without a way to authenticate.
+        .env(
+            "MANGAASSIST_USER_TOKEN_SECRETS",
+            r#"["a test secret of more than 32 bytes"]"#,
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -6,7 +6,7 @@
 ;;   result<string, failure>: tag u8 @0, payload @4
 ;;   string results: (ptr,len) pair
 ;;   result<list<violation>, failure>: tag u8 @0, list (ptr,len) @4
-;;   screening: case u8 @0 (0 invalid, 1 contract, 2 refused, 3 accepted),
+;;   screening: case u8 @0 (0 invalid, 1 contract {list, omitted u64}, 2 refused, 3 accepted),
 ;;              payload @8 (accepted: action u8 @8, session-id option @12,
 ;;              message @24, model-preference u8 @32, estimated-tokens @40)
 (component
@@ -61,7 +61,8 @@
   (type $screened (record (field "action" $action) (field "session-id" $opt) (field "message" string)
                           (field "model-preference" $pref) (field "estimated-tokens" u64)))
   (type $refusal (record (field "code" string) (field "detail" string)))
-  (type $screening (variant (case "invalid" $failure) (case "contract" (list $violation))
+  (type $contract-failure (record (field "violations" (list $violation)) (field "omitted" u64)))
+  (type $screening (variant (case "invalid" $failure) (case "contract" $contract-failure)
                             (case "refused" $refusal) (case "accepted" $screened)))
   (type $screen-ty (func (param "request-json" string) (result $screening)))
   (func $screen (type $screen-ty)
@@ -98,7 +99,9 @@
     (import "import-type-screened-request" (type $screened-in (eq $screened)))
     (type $refusal (record (field "code" string) (field "detail" string)))
     (import "import-type-refusal" (type $refusal-in (eq $refusal)))
-    (type $screening (variant (case "invalid" $failure-in) (case "contract" (list $violation-in))
+    (type $contract-failure (record (field "violations" (list $violation-in)) (field "omitted" u64)))
+    (import "import-type-contract-failure" (type $contract-failure-in (eq $contract-failure)))
+    (type $screening (variant (case "invalid" $failure-in) (case "contract" $contract-failure-in)
                               (case "refused" $refusal-in) (case "accepted" $screened-in)))
     (import "import-type-screening" (type $screening-in (eq $screening)))
     (import "import-func-screen" (func $screen (param "request-json" string) (result $screening-in)))
@@ -120,7 +123,9 @@
     (export $screened-out "screened-request" (type $screened-o))
     (type $refusal-o (record (field "code" string) (field "detail" string)))
     (export $refusal-out "refusal" (type $refusal-o))
-    (type $screening-o (variant (case "invalid" $failure-out) (case "contract" (list $violation-out))
+    (type $contract-failure-o (record (field "violations" (list $violation-out)) (field "omitted" u64)))
+    (export $contract-failure-out "contract-failure" (type $contract-failure-o))
+    (type $screening-o (variant (case "invalid" $failure-out) (case "contract" $contract-failure-out)
                                 (case "refused" $refusal-out) (case "accepted" $screened-out)))
     (export $screening-out "screening" (type $screening-o))
     (export "screen" (func $screen) (func (param "request-json" string) (result $screening-out)))
@@ -135,9 +140,10 @@
     (with "import-type-model-preference" (type $pref))
     (with "import-type-screened-request" (type $screened))
     (with "import-type-refusal" (type $refusal))
+    (with "import-type-contract-failure" (type $contract-failure))
     (with "import-type-screening" (type $screening))
     (with "import-type-violation" (type $violation))
     (with "import-type-check-report" (type $report))
     (with "import-type-failure" (type $failure))))
-  (export "mangaassist:policy/checks@0.3.0" (instance $checks))
+  (export "mangaassist:policy/checks@0.4.0" (instance $checks))
 )

@@ -123,7 +123,7 @@ pub fn parse(bytes: &[u8]) -> Response {
 
 /// A request with the given method, path, extra header lines and body.
 pub fn raw_request(method: &str, path: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for h in headers {
         raw.push_str(h);
         raw.push_str("\r\n");

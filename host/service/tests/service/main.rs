@@ -12,4 +12,5 @@ mod http;
 mod serve;
 
 mod bad_input;
+mod edge;
 mod service;

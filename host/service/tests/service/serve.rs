@@ -20,6 +20,11 @@ impl Running {
         self.server.as_ref().unwrap().addr()
     }
 
+    /// The admin listener's address.
+    pub fn admin(&self) -> SocketAddr {
+        self.server().admin_addr().unwrap()
+    }
+
     /// The server.
     pub fn server(&self) -> &Server {
         self.server.as_ref().unwrap()
@@ -46,7 +51,8 @@ pub fn serve(extra: &str) -> Running {
     let defaults = format!(
         "listen = \"127.0.0.1:0\"\nemulator_ttft_ms = 0\nemulator_per_token_ms = 0\n\
          rate_per_second = 100000\nrate_burst = 100000\nclient_rate_per_second = 100000\n\
-         client_rate_burst = 100000\nweb_root = {:?}\n",
+         client_rate_burst = 100000\nweb_root = {:?}\nadmin_listen = \"127.0.0.1:0\"\n\
+         budget_tokens_per_minute = 100000000\nbudget_usd_per_day = 100000.0\n",
         web.display().to_string()
     );
     // `extra` wins: drop the default lines of keys it sets, then append it

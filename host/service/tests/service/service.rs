@@ -74,7 +74,7 @@ fn a_message_is_answered_and_its_repeat_comes_from_the_cache() {
         1,
         "the repeat must not reach Bedrock"
     );
-    let metrics = String::from_utf8(get(running.addr(), "/metrics").body).unwrap();
+    let metrics = String::from_utf8(get(running.admin(), "/metrics").body).unwrap();
     assert!(
         metrics.contains(r#"mangaassist_cache_lookups_total{outcome="hit"} 1"#),
         "{metrics}"
@@ -115,7 +115,7 @@ fn each_refusal_has_its_status_and_code() {
     // 413: declared, and sent without a declaration (chunked).
     let big = vec![b' '; 64 * 1024 + 1];
     assert_error(&post_chat(addr, &big), 413, "body_too_large");
-    let mut chunked = b"POST /v1/chat HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut chunked = b"POST /v1/chat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..9 {
         chunked.extend_from_slice(b"2000\r\n");
         chunked.extend_from_slice(&[b' '; 0x2000]);
@@ -140,7 +140,7 @@ fn each_refusal_has_its_status_and_code() {
     assert_error(&get(addr, "/v2/nothing"), 404, "not_found");
     assert_error(&get(addr, "/v1/chat"), 405, "method_not_allowed");
     // 408: a body that does not arrive within the budget.
-    let head = b"POST /v1/chat HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"action\"";
+    let head = b"POST /v1/chat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"action\"";
     let r = exchange_partial(addr, head, false, Duration::from_millis(50));
     assert_error(&r, 408, "body_timeout");
     // 400: a body cut short by the client.
@@ -158,11 +158,31 @@ fn each_refusal_has_its_status_and_code() {
     for region in ["us-east-1", "us-west-2", "ap-northeast-1"] {
         assert!(details.to_string().contains(region), "{details}");
     }
-    assert!(details[0]["modelId"].is_string(), "{details}");
-    // 504: regions recover (cooling ones are probed), but answer too slowly.
-    for region in ["us-east-1", "us-west-2", "ap-northeast-1"] {
-        emulator.clear_fault(region);
+    // Region and Bedrock's code only: SDK messages (ARNs, account and
+    // request ids) go to the log, not to the client.
+    assert_eq!(details[0].as_object().unwrap().len(), 2, "{details}");
+    assert!(!r.json().to_string().contains("arn:"), "{details}");
+    // Every region is cooling down now: 503 at once with Retry-After, and
+    // not one more call (no probe storm against a dead upstream).
+    let calls = |e: &mangaassist_emulator::EmulatorHandle| {
+        ["us-east-1", "us-west-2", "ap-northeast-1"]
+            .iter()
+            .map(|r| e.requests(r))
+            .sum::<u64>()
+    };
+    let before = calls(emulator);
+    for _ in 0..20 {
+        let r = send(addr, "在庫はありますか", None);
+        assert_error(&r, 503, "regions_cooling_down");
+        let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
     }
+    assert_eq!(calls(emulator), before);
+
+    // 504: a healthy Bedrock that answers too slowly.
+    let running = serve("sync_budget_ms = 1000");
+    let addr = running.addr();
+    let emulator = running.server().emulator().unwrap();
     emulator.set_latency(Latency {
         ttft_ms: 2_000,
         per_token_ms: 0,
@@ -184,8 +204,11 @@ fn each_refusal_has_its_status_and_code() {
 
 #[test]
 fn rate_limits_answer_429_with_retry_after() {
-    let running =
-        serve("client_rate_per_second = 1\nclient_rate_burst = 2\napi_keys = [\"shop-42\"]");
+    let running = serve(&format!(
+        "client_rate_per_second = 1\nclient_rate_burst = 2\n\
+         api_keys = [{{ id = \"shop-42\", sha256 = \"{}\" }}]",
+        mangaassist_service::identity::hash_key("shop-42-secret")
+    ));
     let addr = running.addr();
     let statuses: Vec<u16> = (0..4)
         .map(|i| send(addr, &format!("質問{i}"), None).status)
@@ -196,23 +219,26 @@ fn rate_limits_answer_429_with_retry_after() {
     let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&wait), "{wait}");
     // A known API key is a client of its own, with its own budget; a key
-    // made up on the spot is not: it counts against the address.
+    // made up on the spot is refused before it is counted at all.
     let keyed = |key: &str| {
         raw_request(
             "POST",
             "/v1/chat",
-            &["Content-Type: application/json", &format!("X-Api-Key: {key}")],
-            br#"{"action":"getHistory","data":{"sessionId":"123e4567-e89b-42d3-a456-426614174000"}}"#,
+            &[
+                "Content-Type: application/json",
+                &format!("X-Api-Key: {key}"),
+            ],
+            br#"{"action":"sendMessage","data":{"message":"hi"}}"#,
         )
     };
-    assert_eq!(exchange(addr, &keyed("shop-42")).status, 200);
-    for made_up in ["shop-43", "x1", "x2"] {
-        assert_error(&exchange(addr, &keyed(made_up)), 429, "client_rate_limited");
+    assert_eq!(exchange(addr, &keyed("shop-42-secret")).status, 200);
+    for made_up in ["shop-42", "x1", "x2"] {
+        assert_error(&exchange(addr, &keyed(made_up)), 401, "invalid_api_key");
     }
 
     let running = serve("rate_per_second = 1\nrate_burst = 1");
     let addr = running.addr();
-    assert_eq!(action(addr, "getHistory", SESSION).status, 200);
+    assert_eq!(action(addr, "getHistory", SESSION).status, 404);
     let r = action(addr, "getHistory", SESSION);
     assert_error(&r, 429, "rate_limited");
     assert!(r.header("retry-after").is_some());
@@ -222,12 +248,19 @@ fn rate_limits_answer_429_with_retry_after() {
 fn sessions_keep_history_and_clear_forgets_it() {
     let running = serve("");
     let addr = running.addr();
-    let a = send(addr, "おすすめの漫画は？", Some(SESSION)).json();
-    assert_eq!(a["sessionId"], SESSION);
-    let b = send(addr, "もっと短いのは？", Some(SESSION)).json();
+    // Ids are the server's to issue: a client-chosen one is not a session.
+    assert_error(
+        &send(addr, "おすすめの漫画は？", Some(SESSION)),
+        404,
+        "session_not_found",
+    );
+    let a = send(addr, "おすすめの漫画は？", None).json();
+    let session = a["sessionId"].as_str().unwrap().to_string();
+    let b = send(addr, "もっと短いのは？", Some(&session)).json();
+    assert_eq!(b["sessionId"], session);
     // The second body carries the first exchange: another cache key.
     assert_ne!(a["cacheKey"], b["cacheKey"]);
-    let history = action(addr, "getHistory", SESSION).json();
+    let history = action(addr, "getHistory", &session).json();
     let turns = history["turns"].as_array().unwrap();
     assert_eq!(turns.len(), 4, "{history}");
     assert_eq!(
@@ -237,13 +270,17 @@ fn sessions_keep_history_and_clear_forgets_it() {
     assert_eq!(turns[1]["role"], "assistant");
     assert_eq!(turns[1]["content"], a["reply"]);
     assert_eq!(turns[3]["content"], b["reply"]);
-    let cleared = action(addr, "clearSession", SESSION).json();
-    assert_eq!(cleared, json!({"sessionId": SESSION, "cleared": true}));
-    let history = action(addr, "getHistory", SESSION).json();
-    assert_eq!(history["turns"], json!([]));
-    assert_eq!(
-        action(addr, "clearSession", SESSION).json()["cleared"],
-        false
+    let cleared = action(addr, "clearSession", &session).json();
+    assert_eq!(cleared, json!({"sessionId": session, "cleared": true}));
+    assert_error(
+        &action(addr, "getHistory", &session),
+        404,
+        "session_not_found",
+    );
+    assert_error(
+        &action(addr, "clearSession", &session),
+        404,
+        "session_not_found",
     );
 }
 
@@ -277,17 +314,16 @@ async fn ws_exchange(
 
 #[test]
 fn the_websocket_streams_replies_and_answers_every_action() {
-    let mut running = serve("emulator_per_token_ms = 1");
+    // Frames as large as messages: a 70 KB request gets its 413 answer.
+    let mut running = serve("emulator_per_token_ms = 1\nws_max_frame_bytes = 131072");
     let url = format!("ws://{}/v1/ws", running.addr());
     running.runtime.block_on(async {
         let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
         let ask = |m: &str| {
-            Message::text(
-                json!({"action":"sendMessage","data":{"message": m, "sessionId": SESSION}})
-                    .to_string(),
-            )
+            Message::text(json!({"action":"sendMessage","data":{"message": m}}).to_string())
         };
         let (deltas, status, body) = ws_exchange(&mut ws, ask("進撃の巨人は全何巻？")).await;
+        let session = body["sessionId"].as_str().unwrap().to_string();
         assert_eq!(status, 200, "{body}");
         assert!(
             deltas.len() > 5,
@@ -296,7 +332,7 @@ fn the_websocket_streams_replies_and_answers_every_action() {
         assert_eq!(deltas.concat(), body["reply"].as_str().unwrap());
         assert_eq!(body["cached"], false);
 
-        let history = json!({"action":"getHistory","data":{"sessionId": SESSION}}).to_string();
+        let history = json!({"action":"getHistory","data":{"sessionId": session}}).to_string();
         let (deltas, status, body) = ws_exchange(&mut ws, Message::text(history)).await;
         assert!(deltas.is_empty());
         assert_eq!(status, 200);
@@ -319,7 +355,7 @@ fn the_websocket_streams_replies_and_answers_every_action() {
         let (_, status, body) = ws_exchange(&mut ws, Message::text(big)).await;
         assert_eq!(status, 413, "{body}");
 
-        let clear = json!({"action":"clearSession","data":{"sessionId": SESSION}}).to_string();
+        let clear = json!({"action":"clearSession","data":{"sessionId": session}}).to_string();
         let (_, status, body) = ws_exchange(&mut ws, Message::text(clear)).await;
         assert_eq!((status, &body["cleared"]), (200, &json!(true)));
         ws
@@ -373,7 +409,12 @@ fn the_page_and_health_are_served() {
     assert_eq!(page.status, 200);
     assert_eq!(page.header("content-encoding"), Some("gzip"));
     assert_eq!(accept_gzip("/healthz").header("content-encoding"), None);
-    let health = get(running.addr(), "/healthz").json();
+    // The public health check says only that the service is ready; the
+    // details are on the admin listener.
+    let public = get(running.addr(), "/healthz");
+    assert_eq!(public.json(), json!({"status": "ok"}));
+    assert_error(&get(running.addr(), "/metrics"), 404, "not_found");
+    let health = get(running.admin(), "/healthz").json();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["bedrock"], "emulator");
     assert_eq!(health["policy"]["sha256"].as_str().unwrap().len(), 64);
@@ -390,7 +431,7 @@ fn the_sync_budget_runs_from_the_headers_through_the_body() {
     let body =
         json!({ "action": "sendMessage", "data": { "message": "予算のテスト" } }).to_string();
     let head = format!(
-        "POST /v1/chat HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+        "POST /v1/chat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
@@ -406,7 +447,7 @@ fn the_sync_budget_runs_from_the_headers_through_the_body() {
     let took = started.elapsed();
     assert_error(&r, 504, &r.code());
     assert!(took < Duration::from_millis(1_600), "took {took:?}");
-    let metrics = String::from_utf8(get(addr, "/metrics").body).unwrap();
+    let metrics = String::from_utf8(get(running.admin(), "/metrics").body).unwrap();
     let sum: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("mangaassist_request_duration_seconds_sum{route=\"chat\"} "))
@@ -459,7 +500,7 @@ fn a_fallback_answer_is_labelled_and_cached_as_the_fallback_model() {
     };
     let sonnet = mangaassist_core::api::body_report_for(&svc.catalog, "sonnet", &input).unwrap();
     assert_ne!(sonnet.cache_key, first["cacheKey"], "each model's own body");
-    assert!(svc.cache.get("sonnet", &sonnet.cache_key).is_none());
+    assert!(svc.cache.get("", "sonnet", &sonnet.cache_key).is_none());
 }
 
 /// Policy calls leave the async workers (they may take their whole budget),
