@@ -14,7 +14,11 @@ const ui = {
 
 let lang = localStorage.getItem("mangaassist.lang") === "en" ? "en" : "ja";
 let text = STRINGS[lang];
-const sessionId = loadSessionId();
+const SESSION_KEY = "mangaassist.sessionId";
+// The server issues session ids (it refuses ids a client makes up): none
+// until the first answer, then kept across reloads.
+let sessionId = localStorage.getItem(SESSION_KEY);
+let inflight = null; // the action awaiting its response
 let socket = null;
 let connected = false;
 let historyLoaded = false; // sending waits for it: a late history would wipe the new turn
@@ -23,19 +27,11 @@ let current = null; // the last pre-check
 let pending = null; // the assistant bubble being streamed into
 let retry = 0;
 
-/** A UUID v4, lowercase, kept across reloads. */
-function loadSessionId() {
-  const key = "mangaassist.sessionId";
-  const pattern = /^[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}$/;
-  const kept = localStorage.getItem(key);
-  if (kept && pattern.test(kept)) return kept;
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-  const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-  localStorage.setItem(key, id);
-  return id;
+/** Keeps (or, with null, forgets) the server-issued session id. */
+function keepSession(id) {
+  sessionId = id;
+  if (id) localStorage.setItem(SESSION_KEY, id);
+  else localStorage.removeItem(SESSION_KEY);
 }
 
 function applyLanguage() {
@@ -57,7 +53,7 @@ function showStatus() {
 /** Re-runs the pre-check and redraws counters, refusal and send state. */
 function update() {
   const started = performance.now();
-  current = precheck(ui.message.value, sessionId, ui.preference.value);
+  current = precheck(ui.message.value, sessionId ?? undefined, ui.preference.value);
   window.__lastPrecheckMs = performance.now() - started;
   const c = current;
   ui.chars.textContent = c.chars.toLocaleString("en");
@@ -122,7 +118,8 @@ function showHistory(turns) {
 }
 
 function request(action, data = {}) {
-  socket.send(JSON.stringify({ action, data: { sessionId, ...data } }));
+  inflight = action;
+  socket.send(JSON.stringify({ action, data: sessionId ? { sessionId, ...data } : data }));
 }
 
 function connect() {
@@ -132,7 +129,8 @@ function connect() {
     connected = true;
     retry = 0;
     showStatus();
-    request("getHistory");
+    if (sessionId) request("getHistory");
+    else showHistory([]);
     update();
   });
   socket.addEventListener("message", (event) => receive(JSON.parse(event.data)));
@@ -161,14 +159,27 @@ function receive(frame) {
     return;
   }
   const { status, body } = frame;
-  if (status !== 200) {
+  const action = inflight;
+  inflight = null;
+  if (status === 404 && body.error.code === "session_not_found") {
+    // Expired (or never ours): start afresh.
+    keepSession(null);
+    if (action === "sendMessage") {
+      pending?.remove();
+      bubble("error", `${text.error} ${text.refused.session_not_found}`);
+    } else {
+      showHistory([]);
+    }
+  } else if (status !== 200) {
     pending?.remove();
     bubble("error", `${text.error} ${status} ${body.error.code}: ${text.refused[body.error.code] ?? body.error.message}`);
   } else if ("turns" in body) {
     showHistory(body.turns);
   } else if ("cleared" in body) {
+    keepSession(null);
     showHistory([]);
   } else if ("reply" in body) {
+    keepSession(body.sessionId);
     pending ??= bubble("assistant", body.reply);
     pending.textContent = body.reply;
     meta(pending, body);
@@ -185,7 +196,11 @@ ui.lang.addEventListener("click", () => {
   localStorage.setItem("mangaassist.lang", lang);
   applyLanguage();
 });
-ui.clear.addEventListener("click", () => connected && request("clearSession"));
+ui.clear.addEventListener("click", () => {
+  if (!connected) return;
+  if (sessionId) request("clearSession");
+  else showHistory([]);
+});
 ui.message.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) ui.send.click();
 });

@@ -63,10 +63,16 @@ fn main() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let config = "listen = \"127.0.0.1:0\"\nemulator_ttft_ms = 0\nemulator_per_token_ms = 0\n\
-                  rate_per_second = 1000000\nrate_burst = 1000000\n\
-                  client_rate_per_second = 1000000\nclient_rate_burst = 1000000\n";
-    let resolved = resolve("prod", Some(config), &[])?;
+    // prod: every edge control on; one API key whose budgets the load
+    // cannot reach (the load measures overhead, not budgets).
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"off\"\nemulator_ttft_ms = 0\nemulator_per_token_ms = 0\n\
+         rate_per_second = 1000000\nrate_burst = 1000000\n\
+         client_rate_per_second = 1000000\nclient_rate_burst = 1000000\n\
+         api_keys = [{{ id = \"bench\", sha256 = \"{}\", tokens_per_minute = 1000000000000, usd_per_day = 1000000000.0 }}]\n",
+        mangaassist_service::identity::hash_key(BENCH_KEY)
+    );
+    let resolved = resolve("prod", Some(&config), &[])?;
     let server = server_rt.block_on(start(resolved))?;
     let addr = server.addr();
 
@@ -116,6 +122,9 @@ fn main() -> Result<(), String> {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The API key every generated request carries.
+const BENCH_KEY: &str = "bench-key-0123456789";
+
 fn request(workload: Workload) -> Vec<u8> {
     let message = match workload {
         Workload::Hit => "ワンピースの最新刊はありますか？".to_string(),
@@ -126,7 +135,7 @@ fn request(workload: Workload) -> Vec<u8> {
     };
     let body = format!(r#"{{"action":"sendMessage","data":{{"message":"{message}"}}}}"#);
     format!(
-        "POST /v1/chat HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /v1/chat HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: {BENCH_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()

@@ -98,8 +98,13 @@ pub enum Command {
         per_token_ms: u64,
         /// A fault for one emulated region, REGION=KIND[:N]; KIND is throttle,
         /// error500, error503, model_timeout, validation, drop, stall, cut:N or pause:N.
-        /// Repeatable; change at run time with PUT /_emulator/faults/REGION.
+        /// Repeatable; change at run time with PUT /_emulator/faults/REGION
+        /// on the control port.
         #[arg(long = "fault", value_parser = parse_fault)]
         faults: Vec<(String, FaultPlan)>,
+        /// Loopback port of the control API (faults, latency, state), which
+        /// needs the token printed at start; 0 picks a free one.
+        #[arg(long, default_value_t = 8788)]
+        control_port: u16,
     },
 }

@@ -90,6 +90,7 @@ fn run(cli: Cli) -> Result<(), String> {
             ttft_ms,
             per_token_ms,
             faults,
+            control_port,
         } => run_emulator(
             EmulatorConfig {
                 latency: Latency {
@@ -97,6 +98,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     per_token_ms,
                 },
                 faults: faults.into_iter().collect(),
+                control_port,
             },
             listen,
         ),

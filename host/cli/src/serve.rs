@@ -63,6 +63,11 @@ pub fn run_emulator(config: EmulatorConfig, listen: std::net::SocketAddr) -> Res
             endpoint = %handle.endpoint(),
             "Bedrock emulator listening (emulated replies, not Bedrock); Ctrl-C stops it"
         );
+        tracing::info!(
+            control = %handle.control_endpoint(),
+            token = %handle.control_token(),
+            "control API on loopback only; send Authorization: Bearer <token>"
+        );
         tokio::signal::ctrl_c()
             .await
             .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;

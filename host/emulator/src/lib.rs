@@ -51,6 +51,8 @@ pub struct EmulatorConfig {
     pub latency: Latency,
     /// Faults per region.
     pub faults: BTreeMap<String, FaultPlan>,
+    /// Loopback port of the control API (`/_emulator/...`); 0: any free one.
+    pub control_port: u16,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -80,12 +82,24 @@ fn lock(state: &AppState) -> std::sync::MutexGuard<'_, Shared> {
 /// A running emulator.
 pub struct EmulatorHandle {
     addr: SocketAddr,
+    control_addr: SocketAddr,
+    control_token: String,
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl EmulatorHandle {
+    /// The control API's URL (loopback only, `http://127.0.0.1:PORT`).
+    pub fn control_endpoint(&self) -> String {
+        format!("http://{}", self.control_addr)
+    }
+
+    /// The bearer token the control API requires (new at every start).
+    pub fn control_token(&self) -> &str {
+        &self.control_token
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -128,28 +142,67 @@ impl EmulatorHandle {
     }
 }
 
-/// Binds `listen` and serves until the handle is shut down (or dropped).
+/// A fresh random token: 128 bits from the operating system, as hex.
+fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The control API answers only with the token it printed at start.
+async fn require_token(
+    State(token): State<Arc<str>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let sent = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if sent.is_some_and(|t| t.as_bytes() == token.as_bytes()) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({ "message": "the control API needs the token the emulator printed at start (Authorization: Bearer <token>)" })),
+    )
+        .into_response()
+}
+
+/// Binds `listen` for the model API and a loopback port for the control
+/// API (its own, so exposing the model port never exposes fault
+/// injection), and serves until the handle is shut down (or dropped).
 pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Result<EmulatorHandle> {
     let state: AppState = Arc::new(Mutex::new(Shared {
         latency: config.latency,
         faults: config.faults,
         counters: BTreeMap::new(),
     }));
-    let app = Router::new()
-        .route("/model/{model_id}/invoke", post(invoke))
-        .route(
-            "/model/{model_id}/invoke-with-response-stream",
-            post(invoke_stream),
-        )
+    let control_token = new_token()?;
+    let token: Arc<str> = control_token.as_str().into();
+    let control = Router::new()
         .route("/_emulator/state", get(show_state))
         .route(
             "/_emulator/faults/{region}",
             put(put_fault).delete(delete_fault),
         )
         .route("/_emulator/latency", put(put_latency))
+        .with_state(Arc::clone(&state))
+        .layer(axum::middleware::from_fn_with_state(token, require_token));
+    let app = Router::new()
+        .route("/model/{model_id}/invoke", post(invoke))
+        .route(
+            "/model/{model_id}/invoke-with-response-stream",
+            post(invoke_stream),
+        )
         .with_state(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    let control_listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], config.control_port)))
+            .await?;
+    let control_addr = control_listener.local_addr()?;
     // Stream frames are small writes: without TCP_NODELAY, Nagle holds them
     // back against the client's delayed ACK (40 ms a stream, measured).
     let listener = listener.tap_io(|tcp| {
@@ -159,15 +212,26 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(until(stopping.subscribe()));
+        let control = axum::serve(control_listener, control)
+            .with_graceful_shutdown(until(stopping.subscribe()));
+        let stop = async move {
             let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
+            let _ = stopping.send(true);
+        };
+        let (served, controlled, ()) = tokio::join!(serve, control, stop);
+        if let Err(e) = served.and(controlled) {
             tracing::error!(error = %e, "emulator stopped");
         }
     });
     Ok(EmulatorHandle {
         addr,
+        control_addr,
+        control_token,
         state,
         stop: Some(stop),
         task,

@@ -107,7 +107,9 @@ pub struct ServiceConfig {
     /// believed; from anyone else the peer address is the client.
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// The admin listener (`/healthz` with details, `/metrics`); none: off.
+    /// The admin listener (`/healthz` with details, `/metrics`); `"off"`
+    /// turns it off.
+    #[serde(deserialize_with = "optional_address")]
     pub admin_listen: Option<SocketAddr>,
     /// Bedrock calls in flight at most; past it 503 at once.
     pub max_upstream_calls: usize,
@@ -232,6 +234,21 @@ pub struct ApiKeyConfig {
     pub usd_per_day: Option<f64>,
     /// Whether `quality` is allowed, instead of `allow_quality`.
     pub allow_quality: Option<bool>,
+}
+
+/// An address, or `"off"`.
+fn optional_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an address such as 127.0.0.1:9090, or \"off\""
+        ))
+    })
 }
 
 /// Addresses (`10.0.0.7`) or ranges (`10.0.0.0/8`).

@@ -130,6 +130,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
                         per_token_ms: config.emulator_per_token_ms,
                     },
                     faults: Default::default(),
+                    control_port: 0,
                 },
             )
             .await

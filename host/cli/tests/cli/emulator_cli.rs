@@ -13,7 +13,9 @@ use mangaassist_bedrock::profile::EnvProfile;
 use mangaassist_core::body::{BodySettings, build_body};
 use mangaassist_core::models::Catalog;
 
-struct Emulator(Child, String);
+/// A running emulator: the process, its model endpoint, its control
+/// endpoint and the control token it logged.
+struct Emulator(Child, String, String, String);
 
 impl Drop for Emulator {
     fn drop(&mut self) {
@@ -24,7 +26,7 @@ impl Drop for Emulator {
 
 fn start(args: &[&str]) -> Emulator {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
-        .args(["emulator", "--listen", "127.0.0.1:0"])
+        .args(["emulator", "--listen", "127.0.0.1:0", "--control-port", "0"])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -32,27 +34,59 @@ fn start(args: &[&str]) -> Emulator {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let endpoint = loop {
-        let line = lines.next().expect("emulator logs its endpoint").unwrap();
-        if let Some(rest) = line.split("endpoint=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+    let mut field = |name: &str| loop {
+        let line = lines.next().expect("emulator logs its endpoints").unwrap();
+        if let Some(rest) = line.split(&format!("{name}=")).nth(1) {
+            break (
+                line.clone(),
+                rest.split_whitespace().next().unwrap().to_string(),
+            );
         }
     };
+    let (_, endpoint) = field("endpoint");
+    let (line, control) = field("control");
+    let token = line
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     std::thread::spawn(move || for _ in lines {});
-    Emulator(child, endpoint)
+    Emulator(child, endpoint, control, token)
+}
+
+impl Emulator {
+    /// A call to the control API with the token.
+    fn control(&self, method: &str, path: &str, body: &str) -> (String, String) {
+        let auth = format!("Authorization: Bearer {}", self.3);
+        http_with(&self.2, method, path, body, &[&auth])
+    }
 }
 
 /// A bare HTTP/1.1 exchange; returns status line and body.
 fn http(endpoint: &str, method: &str, path: &str, body: &str) -> (String, String) {
+    http_with(endpoint, method, path, body, &[])
+}
+
+fn http_with(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[&str],
+) -> (String, String) {
     let addr = endpoint.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -97,7 +131,25 @@ async fn faults_from_the_command_line_and_the_control_endpoint() {
     assert_eq!(reply.failures[0].code, "ThrottlingException");
 
     // Clear it over the control endpoint; a fresh invoker uses the primary.
+    // Not on the model port, and not without the token.
     let (status, _) = http(&endpoint, "DELETE", "/_emulator/faults/us-east-1", "");
+    assert!(status.contains("404"), "{status}");
+    let (status, _) = http(&emulator.2, "DELETE", "/_emulator/faults/us-east-1", "");
+    assert!(status.contains("401"), "{status}");
+    let (status, _) = http_with(
+        &emulator.2,
+        "GET",
+        "/_emulator/state",
+        "",
+        &["Authorization: Bearer 0123456789abcdef0123456789abcdef"],
+    );
+    assert!(status.contains("401"), "{status}");
+    assert!(
+        emulator.2.starts_with("http://127.0.0.1:"),
+        "{}",
+        emulator.2
+    );
+    let (status, _) = emulator.control("DELETE", "/_emulator/faults/us-east-1", "");
     assert!(status.contains("204"), "{status}");
     let reply = invoker(&endpoint)
         .await
@@ -113,25 +165,20 @@ async fn faults_from_the_command_line_and_the_control_endpoint() {
     assert_eq!(reply.region, "us-east-1");
 
     // Set one; the state shows it and the counters.
-    let (status, _) = http(
-        &endpoint,
+    let (status, _) = emulator.control(
         "PUT",
         "/_emulator/faults/us-west-2",
         r#"{"fault":"cut:3","every":2}"#,
     );
     assert!(status.contains("204"), "{status}");
-    let (_, state) = http(&endpoint, "GET", "/_emulator/state", "");
+    let (_, state) = emulator.control("GET", "/_emulator/state", "");
     assert!(
         state.contains(r#""us-west-2":{"fault":"cut:3","every":2,"times":null}"#),
         "{state}"
     );
     assert!(state.contains(r#""us-east-1":{"requests":2"#), "{state}");
-    let (status, body) = http(
-        &endpoint,
-        "PUT",
-        "/_emulator/faults/us-west-2",
-        r#"{"fault":"melt"}"#,
-    );
+    let (status, body) =
+        emulator.control("PUT", "/_emulator/faults/us-west-2", r#"{"fault":"melt"}"#);
     assert!(
         status.contains("400") && body.contains("message"),
         "{status} {body}"
@@ -173,19 +220,23 @@ fn the_readme_s_emulator_commands_work() {
     let mut ran = 0;
     for line in readme
         .lines()
-        .filter(|l| l.starts_with("$ curl") && l.contains(":8787/"))
+        .filter(|l| l.starts_with("$ curl") && l.contains(":8788/"))
     {
         let words: Vec<&str> = line.split_whitespace().collect();
         let method = words
             .iter()
             .position(|w| *w == "-X")
             .map_or("GET", |i| words[i + 1]);
-        let url = words.iter().find(|w| w.contains(":8787/")).unwrap();
-        let path = &url[url.find(":8787").unwrap() + 5..];
+        assert!(
+            line.contains(r#"-H "Authorization: Bearer $TOKEN""#),
+            "README: {line}"
+        );
+        let url = words.iter().find(|w| w.contains(":8788/")).unwrap();
+        let path = &url[url.find(":8788").unwrap() + 5..];
         let body = line
             .split_once(" -d '")
             .map_or("", |(_, rest)| rest.split('\'').next().unwrap());
-        let (status, answer) = http(&emulator.1, method, path, body);
+        let (status, answer) = emulator.control(method, path, body);
         assert!(
             status.contains(" 200 ") || status.contains(" 204 "),
             "README: {line}\n-> {status} {answer}"
