@@ -42,6 +42,11 @@ use bindings::{Policy, PolicyPre};
 pub struct Limits {
     /// Wall-clock budget of one call, in milliseconds (epoch ticks of 1 ms).
     pub call_timeout_ms: u64,
+    /// More budget per KiB of input, ms: a guest's honest work grows with
+    /// its input (a 64 KiB request of thousands of properties), a loop does
+    /// not stop for any budget, so the bound stays and big honest inputs
+    /// are not refused as timeouts on a busy host.
+    pub call_ms_per_kib: u64,
     /// Budget of a new instance's first call, which compiles the guest's
     /// patterns; paid once per instance, off the per-call budget.
     pub warm_up_ms: u64,
@@ -53,6 +58,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             call_timeout_ms: 10,
+            call_ms_per_kib: 1,
             warm_up_ms: 1_000,
             max_memory_bytes: 64 * 1024 * 1024,
         }
@@ -332,9 +338,11 @@ pub struct GuestFailure {
 }
 
 impl Sandbox {
-    /// Runs `f` on an idle instance (made, and warmed up, when none is idle).
+    /// Runs `f`, whose input is `input_len` bytes, on an idle instance
+    /// (made, and warmed up, when none is idle).
     fn with_live<R>(
         &self,
+        input_len: usize,
         f: impl FnOnce(&mut Store<State>, &Policy) -> wasmtime::Result<R>,
     ) -> Result<R, SandboxError> {
         let idle = self.idle_lock().pop();
@@ -342,7 +350,10 @@ impl Sandbox {
             Some(live) => live,
             None => self.fresh_instance()?,
         };
-        let budget_ms = self.call_budget_ms;
+        let kib = (input_len / 1024) as u64;
+        let budget_ms = self
+            .call_budget_ms
+            .saturating_add(kib.saturating_mul(self.runtime.limits.call_ms_per_kib));
         store.set_epoch_deadline(budget_ms.saturating_add(1));
         match f(&mut store, &policy) {
             Ok(r) => {
@@ -449,7 +460,7 @@ impl Sandbox {
 
     /// `check` of one message.
     pub fn check(&self, message: &str) -> Result<CheckReport, SandboxError> {
-        let answer = self.with_live(|store, policy| {
+        let answer = self.with_live(message.len(), |store, policy| {
             policy
                 .mangaassist_policy_checks()
                 .call_check(store, message)
@@ -459,7 +470,7 @@ impl Sandbox {
 
     /// The service's decision on a chat request's JSON text: one call.
     pub fn screen(&self, request_json: &str) -> Result<Screening, SandboxError> {
-        let answer = self.with_live(|store, policy| {
+        let answer = self.with_live(request_json.len(), |store, policy| {
             policy
                 .mangaassist_policy_checks()
                 .call_screen(store, request_json)
@@ -469,7 +480,7 @@ impl Sandbox {
 
     /// `cache-key` of a body's JSON text; the inner result is the guest's answer.
     pub fn cache_key(&self, body_json: &str) -> Result<Result<String, GuestFailure>, SandboxError> {
-        self.with_live(|store, policy| {
+        self.with_live(body_json.len(), |store, policy| {
             policy
                 .mangaassist_policy_checks()
                 .call_cache_key(store, body_json)
@@ -482,7 +493,7 @@ impl Sandbox {
         &self,
         request_json: &str,
     ) -> Result<Result<Vec<Violation>, GuestFailure>, SandboxError> {
-        self.with_live(|store, policy| {
+        self.with_live(request_json.len(), |store, policy| {
             policy
                 .mangaassist_policy_checks()
                 .call_validate_request(store, request_json)
@@ -495,7 +506,9 @@ impl Sandbox {
 
     /// The guest's version string.
     pub fn version(&self) -> Result<String, SandboxError> {
-        self.with_live(|store, policy| policy.mangaassist_policy_checks().call_version(store))
+        self.with_live(0, |store, policy| {
+            policy.mangaassist_policy_checks().call_version(store)
+        })
     }
 }
 

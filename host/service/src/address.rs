@@ -16,17 +16,20 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr
     }
     // Right to left: each hop appended the address it saw; the first one
     // not ours is the client (anything left of it the client could forge).
-    let forwarded: Vec<IpAddr> = headers
+    // An entry that is not an address ends the walk: what our proxies
+    // appended is readable, so it was written by someone else.
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .map(|s| s.parse::<IpAddr>())
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
+        .collect();
     let mut client = peer;
-    for ip in forwarded.into_iter().rev() {
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
         client = ip;
         if !is_trusted(&ip) {
             break;
@@ -78,6 +81,11 @@ mod tests {
         );
         assert_eq!(client_ip(&HeaderMap::new(), lb, &proxies), lb);
         assert_eq!(client_ip(&headers(&["junk"]), lb, &proxies), lb);
+        // Junk left of the real client does not hide it.
+        assert_eq!(
+            client_ip(&headers(&["junk, 198.51.100.7"]), lb, &proxies),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

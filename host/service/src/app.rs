@@ -65,8 +65,17 @@ impl Service {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let address = limit_key(ip);
         self.auth
-            .identify(headers, query_token, &limit_key(ip), now)
+            .identify(headers, query_token, &address, now)
+            .map_err(|refused| {
+                // Failed credentials count against the address's rate, so
+                // guessing keys is as slow as any other flood.
+                match self.limits.admit(&format!("addr:{address}")) {
+                    Ok(()) => refused,
+                    Err(limited) => ApiError::from(limited),
+                }
+            })
     }
 
     /// The selected model, then the fallback model when it is another one:

@@ -32,16 +32,14 @@ impl Bucket {
         self.updated = now;
     }
 
-    /// Seconds until `need` (at most the capacity) is available.
+    /// Seconds until `need` (at most the capacity) is available. A zero
+    /// budget allows nothing: a whole period, every time.
     fn wait_for(&self, need: f64, capacity: f64, period: f64) -> Option<f64> {
+        if capacity <= 0.0 {
+            return Some(period);
+        }
         let need = need.min(capacity);
-        (self.level < need).then(|| {
-            if capacity <= 0.0 {
-                period
-            } else {
-                (need - self.level) * period / capacity
-            }
-        })
+        (self.level < need).then(|| (need - self.level) * period / capacity)
     }
 }
 
@@ -243,6 +241,19 @@ mod tests {
         assert_eq!(e.retry_after, Some(4320));
         clock.advance(Duration::from_secs(4321));
         assert!(b.reserve(&who, ALLOW, &spend(10, 0.1)).is_ok());
+    }
+
+    #[test]
+    fn a_zero_budget_allows_nothing() {
+        let b = Budgets::new(Arc::new(ManualClock::default()));
+        let zero = Allowance {
+            usd_per_day: 0.0,
+            ..ALLOW
+        };
+        let over = b
+            .reserve(&"key:z".into(), zero, &spend(1, 0.0001))
+            .unwrap_err();
+        assert_eq!(over, OverBudget::Usd(DAY));
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub struct ServiceConfig {
     /// limits, budgets and session ownership.
     pub api_keys: Vec<ApiKeyConfig>,
     /// HMAC-SHA256 secrets of user tokens (HS256 JWTs the store's backend
-    /// mints; `Authorization: Bearer`). The first signs test tokens; any
-    /// verifies, so a secret can be rotated. Each at least 32 bytes.
+    /// mints; `Authorization: Bearer`). Any of them verifies, so a secret
+    /// can be rotated. Each at least 32 bytes.
     pub user_token_secrets: Vec<String>,
     /// Longest lifetime a user token may claim (`exp` − now), seconds.
     pub user_token_max_ttl_secs: u64,
@@ -128,6 +128,9 @@ pub struct ServiceConfig {
     pub policy_wasm: Option<PathBuf>,
     /// Per-call budget of the policy, ms.
     pub policy_call_timeout_ms: u64,
+    /// More policy budget per KiB of request, ms (a 64 KiB request gets
+    /// 10 + 64 ms by default): honest big inputs are not timeouts.
+    pub policy_call_ms_per_kib: u64,
     /// Policy calls run at once (each on the blocking pool, with an
     /// instance made ready at start); requests beyond wait for a slot.
     pub policy_workers: usize,
@@ -198,6 +201,7 @@ impl Default for ServiceConfig {
             max_sessions: 100_000,
             policy_wasm: None,
             policy_call_timeout_ms: 10,
+            policy_call_ms_per_kib: 1,
             policy_workers: std::thread::available_parallelism()
                 .map_or(2, usize::from)
                 .min(mangaassist_sandbox::sandbox::MAX_IDLE),
@@ -379,6 +383,7 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
         ("stream_budget_ms", c.stream_budget_ms),
         ("stream_idle_ms", c.stream_idle_ms),
         ("policy_call_timeout_ms", c.policy_call_timeout_ms),
+        ("policy_call_ms_per_kib", c.policy_call_ms_per_kib),
         ("drain_ms", c.drain_ms),
         ("emulator_ttft_ms", c.emulator_ttft_ms),
         ("emulator_per_token_ms", c.emulator_per_token_ms),
@@ -509,6 +514,12 @@ fn check_security(c: &ServiceConfig) -> Result<(), String> {
     }
     if c.ws_max_frame_bytes > c.ws_max_message_bytes {
         return Err("configuration: ws_max_frame_bytes is over ws_max_message_bytes".into());
+    }
+    if c.ws_ping_interval_ms >= c.idle_timeout_ms {
+        return Err(format!(
+            "configuration: ws_ping_interval_ms = {} must be under idle_timeout_ms = {} (pongs keep a quiet WebSocket's socket alive)",
+            c.ws_ping_interval_ms, c.idle_timeout_ms
+        ));
     }
     if c.max_header_bytes < 8192 {
         return Err(format!(

@@ -22,7 +22,7 @@ pub struct ApiError {
     /// Violations, region failures, or empty (kept as JSON text so their
     /// fields stay in the order the core writes them).
     pub details: Vec<Box<RawValue>>,
-    /// Seconds for `Retry-After` (429 only).
+    /// Seconds for `Retry-After` (429, and 503 when waiting helps).
     pub retry_after: Option<u64>,
 }
 

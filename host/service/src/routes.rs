@@ -51,7 +51,33 @@ pub fn admin_router(svc: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&svc),
+            check_admin_host,
+        ))
         .with_state(svc)
+}
+
+/// The admin routes answer to allowed Host names only, `/healthz` too (its
+/// details are what a rebinding page would be after).
+async fn check_admin_host(
+    State(svc): State<Arc<Service>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if host_allowed(&svc, request.headers()) {
+        return next.run(request).await;
+    }
+    host_refused()
+}
+
+fn host_refused() -> Response {
+    ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "host_not_allowed",
+        "this service does not answer to that Host name (allowed_hosts)",
+    )
+    .into_response()
 }
 
 /// CORS for the API, only for configured origins.
@@ -79,12 +105,7 @@ async fn check_host(State(svc): State<Arc<Service>>, request: Request, next: Nex
     if request.uri().path() == "/healthz" || host_allowed(&svc, request.headers()) {
         return next.run(request).await;
     }
-    ApiError::new(
-        StatusCode::MISDIRECTED_REQUEST,
-        "host_not_allowed",
-        "this service does not answer to that Host name (allowed_hosts)",
-    )
-    .into_response()
+    host_refused()
 }
 
 fn host_allowed(svc: &Service, headers: &axum::http::HeaderMap) -> bool {

@@ -96,6 +96,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
 
     let limits = Limits {
         call_timeout_ms: config.policy_call_timeout_ms,
+        call_ms_per_kib: config.policy_call_ms_per_kib,
         max_memory_bytes: config.policy_max_memory_mib.saturating_mul(1024 * 1024),
         ..Limits::default()
     };

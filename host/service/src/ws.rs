@@ -132,6 +132,8 @@ async fn connection(
     let mut last_request = opened;
     let ping_every = Duration::from_millis(config.ws_ping_interval_ms);
     let mut ping = tokio::time::interval_at(opened + ping_every, ping_every);
+    // Ticks missed while answering are not made up in a burst.
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut awaiting_pong = false;
     let mut stopping = svc.stopping.clone();
     let evicted = async {
@@ -217,6 +219,9 @@ async fn connection(
             return;
         }
         last_request = tokio::time::Instant::now();
+        // The client was busy with our answer: a full interval before the
+        // next ping is due.
+        ping.reset();
     }
 }
 

@@ -126,6 +126,17 @@ fn credentials_are_required_checked_and_named() {
 }
 
 #[test]
+fn guessing_keys_is_rate_limited_like_any_flood() {
+    let running = guarded("client_rate_per_second = 1\nclient_rate_burst = 3");
+    let addr = running.addr();
+    let codes: Vec<String> = (0..5)
+        .map(|i| code(&chat(addr, &[&format!("X-Api-Key: guess-{i}")], &ask("hi"))))
+        .collect();
+    assert_eq!(&codes[..3], ["invalid_api_key"; 3], "{codes:?}");
+    assert_eq!(&codes[3..], ["client_rate_limited"; 2], "{codes:?}");
+}
+
+#[test]
 fn another_identity_cannot_see_use_or_clear_a_session() {
     let running = guarded("");
     let addr = running.addr();
@@ -399,7 +410,9 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn idle_and_slow_header_floods_do_not_stop_health_or_chat() {
-    let running = serve("max_connections = 64\nheader_timeout_ms = 1000\nidle_timeout_ms = 2000");
+    let running = serve(
+        "max_connections = 64\nheader_timeout_ms = 1000\nidle_timeout_ms = 2000\nws_ping_interval_ms = 500",
+    );
     let addr = running.addr();
     let started = Instant::now();
     // Four times the cap in idle sockets, then as many sending half a head.
