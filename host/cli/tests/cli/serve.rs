@@ -125,3 +125,93 @@ fn sighup_reloads_the_embedded_policy_and_the_server_keeps_serving() {
     assert!(log.contains("SIGHUP: reloading the policy"), "{log}");
     assert!(log.contains("policy unchanged"), "{log}");
 }
+
+/// Resident memory (KiB) and open file descriptors of process `pid`.
+fn resources(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    (rss, fds)
+}
+
+/// Floods of idle sockets, slow headers and half-sent WebSocket frames
+/// against the process: it keeps answering, and its memory and file
+/// descriptors stay bounded by the connection cap (figures printed for
+/// BENCHMARKS.md: `cargo test --test cli floods -- --nocapture`).
+#[test]
+fn floods_leave_the_process_answering_and_bounded() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("MANGAASSIST_EMULATOR_TTFT_MS", "0")
+        .env("MANGAASSIST_EMULATOR_PER_TOKEN_MS", "0")
+        .env("MANGAASSIST_ADMIN_LISTEN", "off")
+        .env("MANGAASSIST_MAX_CONNECTIONS", "256")
+        .env("MANGAASSIST_HEADER_TIMEOUT_MS", "2000")
+        .env("MANGAASSIST_IDLE_TIMEOUT_MS", "5000")
+        .env("MANGAASSIST_WS_PING_INTERVAL_MS", "1000")
+        .env("MANGAASSIST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .trim_start_matches("mangaassist listening on http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let pid = child.id();
+    assert_eq!(send(addr, "準備はいいですか").status, 200);
+    let (rss0, fds0) = resources(pid);
+    println!("flood            rss KiB   open fds");
+    println!("none (serving)   {rss0:>7}   {fds0:>8}");
+    let ws_head = "GET /v1/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n";
+    let mut half_frame = ws_head.as_bytes().to_vec();
+    half_frame.extend_from_slice(&[0x81, 0xFE, 0x03, 0xE8, 1, 2, 3, 4, 0, 0]);
+    let floods: [(&str, &[u8]); 3] = [
+        ("2000 idle", b""),
+        ("2000 slow heads", b"POST /v1/chat HTTP/1.1\r\nHost: loc"),
+        ("2000 half frames", &half_frame),
+    ];
+    for (name, prefix) in floods {
+        let sockets: Vec<std::net::TcpStream> = (0..2000)
+            .filter_map(|_| {
+                let mut s = std::net::TcpStream::connect(addr).ok()?;
+                let _ = s.write_all(prefix);
+                Some(s)
+            })
+            .collect();
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            assert_eq!(get(addr, "/healthz").status, 200, "{name}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            send(addr, &format!("{name}の最中です")).status,
+            200,
+            "{name}"
+        );
+        let (rss, fds) = resources(pid);
+        println!("{name:<16} {rss:>7}   {fds:>8}");
+        assert!(fds <= fds0 + 256 + 16, "{name}: {fds} open files");
+        assert!(rss < rss0 + 64 * 1024, "{name}: {rss} KiB");
+        drop(sockets);
+    }
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+}
