@@ -264,6 +264,30 @@ fn foreign_hosts_and_origins_are_refused() {
 }
 
 #[test]
+fn cors_answers_only_configured_origins() {
+    let preflight = |addr: SocketAddr, origin: &str| {
+        let raw = format!(
+            "OPTIONS /v1/chat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Origin: {origin}\r\nAccess-Control-Request-Method: POST\r\n\
+             Access-Control-Request-Headers: content-type\r\n\r\n"
+        );
+        exchange(addr, raw.as_bytes())
+    };
+    let running = serve("cors_origins = [\"https://shop.example\"]");
+    let allowed = preflight(running.addr(), "https://shop.example");
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://shop.example")
+    );
+    let other = preflight(running.addr(), "https://evil.example");
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    // Not configured: no CORS at all.
+    let running = serve("");
+    let none = preflight(running.addr(), "https://shop.example");
+    assert_eq!(none.header("access-control-allow-origin"), None);
+}
+
+#[test]
 fn forwarded_for_decides_the_client_only_behind_a_trusted_proxy() {
     let limited = "client_rate_per_second = 1\nclient_rate_burst = 1\n";
     let via = |addr: SocketAddr, xff: &str| {
