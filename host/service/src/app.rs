@@ -46,6 +46,8 @@ pub struct Service {
     pub upstream_slots: Arc<Semaphore>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
+    /// The public listener's open connections (for the cap and `/metrics`).
+    pub connections: Arc<crate::conn::Tracker>,
     /// Where answers come from, for `/healthz` (`emulator` or `aws`).
     pub bedrock: &'static str,
     /// Turns true when the server begins to shut down (WebSockets close).

@@ -161,7 +161,16 @@ pub(crate) async fn healthz(State(svc): State<Arc<Service>>) -> Response {
 
 /// GET /metrics: Prometheus text format.
 pub(crate) async fn metrics(State(svc): State<Arc<Service>>) -> Response {
-    match svc.metrics.render(&svc.invoker.health().snapshot()) {
+    let (evicted, refused) = svc.connections.turned_away();
+    let connections = crate::metrics::ConnectionStats {
+        open: svc.connections.open(),
+        evicted,
+        refused,
+    };
+    match svc
+        .metrics
+        .render(&svc.invoker.health().snapshot(), connections)
+    {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -69,6 +69,26 @@ pub struct Metrics {
     cost: Counter<f64, AtomicU64>,
     cooling: Family<RegionLabels, Gauge<f64, AtomicU64>>,
     consecutive: Family<RegionLabels, Gauge>,
+    connections_open: Gauge,
+    connections_turned_away: Family<ReasonLabels, Counter>,
+    /// Totals already counted, so each render adds only what is new.
+    turned_away_seen: std::sync::Mutex<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// The public listener's connections as of now.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectionStats {
+    /// Open.
+    pub open: usize,
+    /// Closed so far to make room for new ones (they were idle).
+    pub evicted: u64,
+    /// New ones dropped so far because every open one was busy.
+    pub refused: u64,
 }
 
 fn latency_histogram() -> Histogram {
@@ -96,6 +116,9 @@ impl Metrics {
             cost: Counter::default(),
             cooling: Family::default(),
             consecutive: Family::default(),
+            connections_open: Gauge::default(),
+            connections_turned_away: Family::default(),
+            turned_away_seen: std::sync::Mutex::new((0, 0)),
             registry: Registry::default(),
         };
         registry.register(
@@ -142,6 +165,16 @@ impl Metrics {
             "region_consecutive_failures",
             "Consecutive failures of a region",
             m.consecutive.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Open connections on the public listener",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections_turned_away",
+            "Connections closed at the cap: evicted (idle, to make room) or refused (every one busy)",
+            m.connections_turned_away.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -211,8 +244,30 @@ impl Metrics {
         self.cost.inc_by(spent.cost_usd);
     }
 
-    /// The text exposition, with region health as of now.
-    pub fn render(&self, regions: &[RegionStatus]) -> Result<String, std::fmt::Error> {
+    /// The text exposition, with region health and connections as of now.
+    pub fn render(
+        &self,
+        regions: &[RegionStatus],
+        connections: ConnectionStats,
+    ) -> Result<String, std::fmt::Error> {
+        self.connections_open
+            .set(i64::try_from(connections.open).unwrap_or(i64::MAX));
+        {
+            let mut seen = self
+                .turned_away_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (evicted_seen, refused_seen) = &mut *seen;
+            for (reason, total, last) in [
+                ("evicted", connections.evicted, evicted_seen),
+                ("refused", connections.refused, refused_seen),
+            ] {
+                self.connections_turned_away
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc_by(total.saturating_sub(*last));
+                *last = total.max(*last);
+            }
+        }
         for r in regions {
             let labels = RegionLabels {
                 region: r.region.clone(),

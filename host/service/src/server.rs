@@ -213,6 +213,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         budgets: Budgets::new(Arc::new(SystemClock::new())),
         upstream_slots: Arc::new(tokio::sync::Semaphore::new(config.max_upstream_calls)),
         metrics: Metrics::new(),
+        connections: Tracker::new(config.max_connections),
         bedrock,
         stopping: stopping.clone(),
         config,
@@ -227,7 +228,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         write_timeout: Duration::from_millis(c.write_timeout_ms),
         max_header_bytes: c.max_header_bytes,
     };
-    let connections = Tracker::new(c.max_connections);
+    let connections = Arc::clone(&service.connections);
     if let Some(admin) = admin {
         let admin_limits = ConnLimits {
             max_connections: ADMIN_CONNECTIONS,

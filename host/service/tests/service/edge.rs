@@ -453,6 +453,20 @@ fn idle_and_slow_header_floods_do_not_stop_health_or_chat() {
     let (evicted, _) = running.server().connections().turned_away();
     // Most of the 512 made room for later ones (the rest timed out first).
     assert!(evicted >= 100, "evicted {evicted}");
+    let metrics = String::from_utf8(get(running.admin(), "/metrics").body).unwrap();
+    let counted: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("mangaassist_connections_turned_away_total{reason=\"evicted\"} ")
+        })
+        .unwrap_or_else(|| panic!("no eviction counter in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(counted >= 100, "{counted}");
+    assert!(
+        metrics.contains("mangaassist_connections_open "),
+        "{metrics}"
+    );
     // The slow-header sockets still open are closed by the header timeout.
     let survivor = slow.last_mut().unwrap();
     assert!(closed_within(survivor, Duration::from_secs(3)));
