@@ -72,6 +72,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# --- Shared stores the scaled-out tests run against: Debian's redis-server
+# (started by the tests themselves on a loopback port, never as a service).
+if ! command -v redis-server >/dev/null 2>&1; then
+  say "apt-get install redis-server (shared-store tests)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  # The package starts a system instance on 6379; the tests use their own.
+  as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now redis-server >/dev/null 2>&1 || true'
+fi
 if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ]; then
   say "npm ci in tests/e2e (playwright-core)"
   (cd "$here/tests/e2e" && npm ci --no-audit --no-fund --silent)

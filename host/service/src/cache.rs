@@ -1,16 +1,31 @@
 //! The response cache (SPEC 10): answers by the body's SPEC 7 cache key and
 //! the model that answered (the key leaves the model out, and a fallback
-//! model may be sent the same body), for a fixed time (300 s by default),
-//! bounded in entries. moka gives the TTL, the bound and concurrent access
-//! without one global lock.
+//! model may be sent the same body), for a fixed time (300 s by default).
+//!
+//! In one process it lives in memory (moka: TTL, a size bound and
+//! concurrent access without one global lock). Scaled out, it lives in Redis
+//! (`redis_url`), shared by every replica, so a reply one replica got is a
+//! hit on all of them. Redis down or slow costs a bounded wait
+//! (`redis_timeout_ms`) and a miss, never an error: the cache is bypassed
+//! until Redis answers again, and the connection comes back by itself.
+//!
+//! Redis format (readable by any client, e.g. the design note's Python
+//! service): key `mangaassist:reply:v1:<model>:<cacheKey>` (with
+//! `:<identity>` appended under `cache_scope = "identity"`), value the JSON
+//! `{"text","modelId","region","usage":{"inputTokens","outputTokens"}}`,
+//! expiring after the TTL (`SET … PX`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mangaassist_bedrock::invoker::Usage;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
 
 /// What a cache hit answers with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CachedReply {
     /// The assistant's text.
     pub text: String,
@@ -22,13 +37,46 @@ pub struct CachedReply {
     pub usage: Usage,
 }
 
-/// Answers by cache key.
-pub struct ReplyCache(moka::sync::Cache<String, Arc<CachedReply>>);
+/// The Redis value: the documented wire format.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    text: String,
+    model_id: String,
+    region: String,
+    usage: StoredUsage,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+/// Answers by cache key, in memory or in Redis.
+pub enum ReplyCache {
+    /// This process's memory.
+    Memory(moka::sync::Cache<String, Arc<CachedReply>>),
+    /// A Redis shared by every replica.
+    Redis(RedisReplies),
+}
+
+/// The Redis side: a reconnecting connection and the bounds on each call.
+pub struct RedisReplies {
+    connection: ConnectionManager,
+    ttl: Duration,
+    timeout: Duration,
+    /// False while Redis fails, so the outage is logged once, not per call.
+    healthy: AtomicBool,
+    /// Calls that failed or timed out.
+    errors: AtomicU64,
+}
 
 impl ReplyCache {
-    /// Entries live `ttl` from insertion; at most `capacity` of them.
+    /// In memory: entries live `ttl` from insertion; at most `capacity`.
     pub fn new(ttl: Duration, capacity: u64) -> Self {
-        ReplyCache(
+        ReplyCache::Memory(
             moka::sync::Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(capacity)
@@ -36,15 +84,148 @@ impl ReplyCache {
         )
     }
 
-    /// The answer `model` (a catalog key) gave to the body of `key`, if
-    /// fresh, within `scope` (empty: shared; else an identity's own).
-    pub fn get(&self, scope: &str, model: &str, key: &str) -> Option<Arc<CachedReply>> {
-        self.0.get(&format!("{scope}\n{model}\n{key}"))
+    /// In the Redis at `url` (`redis://[:password@]host:port[/db]`), each
+    /// call bounded by `timeout`. Connects lazily: a Redis that is down at
+    /// start is a cache bypassed until it is up.
+    pub fn redis(url: &str, ttl: Duration, timeout: Duration) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("redis_url: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("redis_url: {e}"))?;
+        Ok(ReplyCache::Redis(RedisReplies {
+            connection,
+            ttl,
+            timeout,
+            healthy: AtomicBool::new(true),
+            errors: AtomicU64::new(0),
+        }))
     }
 
-    /// Remembers the answer `model` gave to the body of `key` in `scope`.
+    /// The answer `model` (a catalog key) gave to the body of `key`, if
+    /// fresh, within `scope` (empty: shared; else an identity's own).
+    pub async fn get(&self, scope: &str, model: &str, key: &str) -> Option<Arc<CachedReply>> {
+        match self {
+            ReplyCache::Memory(cache) => cache.get(&memory_key(scope, model, key)),
+            ReplyCache::Redis(redis) => redis.get(&redis_key(scope, model, key)).await,
+        }
+    }
+
+    /// Remembers the answer `model` gave to the body of `key` in `scope`
+    /// (in Redis, written in the background: the answer does not wait).
     pub fn insert(&self, scope: &str, model: &str, key: &str, reply: CachedReply) {
-        self.0
-            .insert(format!("{scope}\n{model}\n{key}"), Arc::new(reply));
+        match self {
+            ReplyCache::Memory(cache) => {
+                cache.insert(memory_key(scope, model, key), Arc::new(reply));
+            }
+            ReplyCache::Redis(redis) => redis.insert(redis_key(scope, model, key), &reply),
+        }
+    }
+
+    /// Redis calls that failed or timed out (0 in memory).
+    pub fn store_errors(&self) -> u64 {
+        match self {
+            ReplyCache::Memory(_) => 0,
+            ReplyCache::Redis(redis) => redis.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn memory_key(scope: &str, model: &str, key: &str) -> String {
+    format!("{scope}\n{model}\n{key}")
+}
+
+/// The documented Redis key.
+pub fn redis_key(scope: &str, model: &str, key: &str) -> String {
+    if scope.is_empty() {
+        format!("mangaassist:reply:v1:{model}:{key}")
+    } else {
+        format!("mangaassist:reply:v1:{model}:{key}:{scope}")
+    }
+}
+
+impl RedisReplies {
+    async fn get(&self, key: &str) -> Option<Arc<CachedReply>> {
+        let mut connection = self.connection.clone();
+        let read = connection.get::<_, Option<String>>(key);
+        let value = match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(value)) => {
+                self.up();
+                value?
+            }
+            Ok(Err(e)) => return self.down(&e.to_string()),
+            Err(_) => return self.down("timed out"),
+        };
+        match serde_json::from_str::<Stored>(&value) {
+            Ok(stored) => Some(Arc::new(CachedReply {
+                text: stored.text,
+                model_id: stored.model_id,
+                region: stored.region,
+                usage: Usage {
+                    input_tokens: stored.usage.input_tokens,
+                    output_tokens: stored.usage.output_tokens,
+                },
+            })),
+            Err(e) => {
+                // Someone else's value under our key: a miss, not a crash.
+                tracing::warn!(key, error = %e, "unreadable cached reply in Redis; ignored");
+                None
+            }
+        }
+    }
+
+    fn insert(&self, key: String, reply: &CachedReply) {
+        let stored = Stored {
+            text: reply.text.clone(),
+            model_id: reply.model_id.clone(),
+            region: reply.region.clone(),
+            usage: StoredUsage {
+                input_tokens: reply.usage.input_tokens,
+                output_tokens: reply.usage.output_tokens,
+            },
+        };
+        let Ok(value) = serde_json::to_string(&stored) else {
+            return;
+        };
+        let mut connection = self.connection.clone();
+        let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
+        let timeout = self.timeout;
+        let write = async move {
+            let options =
+                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl_ms));
+            tokio::time::timeout(
+                timeout,
+                connection.set_options::<_, _, ()>(key, value, options),
+            )
+            .await
+        };
+        // A failed write is a later miss; errors are counted by reads.
+        tokio::spawn(async move {
+            match write.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "Redis cache write failed"),
+                Err(_) => tracing::debug!("Redis cache write timed out"),
+            }
+        });
+    }
+
+    fn up(&self) {
+        if !self.healthy.swap(true, Ordering::Relaxed) {
+            tracing::info!("Redis answers again: response cache shared again");
+        }
+    }
+
+    fn down<T>(&self, error: &str) -> Option<T> {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                error,
+                "Redis failed: response cache bypassed until it answers"
+            );
+        }
+        None
     }
 }

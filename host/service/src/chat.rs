@@ -312,11 +312,13 @@ async fn send_message(
         CacheScope::Shared => "",
         CacheScope::Identity => &identity.label,
     };
-    let hit = prepared.iter().find_map(|p| {
-        svc.cache
-            .get(scope, &p.model.key, &p.cache_key)
-            .map(|hit| (p, hit))
-    });
+    let mut hit = None;
+    for p in &prepared {
+        if let Some(found) = svc.cache.get(scope, &p.model.key, &p.cache_key).await {
+            hit = Some((p, found));
+            break;
+        }
+    }
     if let Some((answered, hit)) = hit {
         svc.metrics.cache(true);
         if let Some(sink) = sink {

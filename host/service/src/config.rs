@@ -118,8 +118,13 @@ pub struct ServiceConfig {
     pub rate_reserve_percent: u32,
     /// Response cache TTL, seconds.
     pub cache_ttl_secs: u64,
-    /// Response cache entries.
+    /// Response cache entries (in memory).
     pub cache_capacity: u64,
+    /// A Redis shared by every replica for the response cache
+    /// (`redis://[:password@]host:port[/db]`); none: this process's memory.
+    pub redis_url: Option<String>,
+    /// Longest wait on one Redis call, ms; past it the cache is bypassed.
+    pub redis_timeout_ms: u64,
     /// Idle time after which a session is forgotten, seconds.
     pub session_ttl_secs: u64,
     /// Sessions kept at most.
@@ -197,6 +202,8 @@ impl Default for ServiceConfig {
             rate_reserve_percent: 20,
             cache_ttl_secs: 300,
             cache_capacity: 10_000,
+            redis_url: None,
+            redis_timeout_ms: 50,
             session_ttl_secs: 1_800,
             max_sessions: 100_000,
             policy_wasm: None,
@@ -385,6 +392,7 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
         ("policy_call_timeout_ms", c.policy_call_timeout_ms),
         ("policy_call_ms_per_kib", c.policy_call_ms_per_kib),
         ("drain_ms", c.drain_ms),
+        ("redis_timeout_ms", c.redis_timeout_ms),
         ("emulator_ttft_ms", c.emulator_ttft_ms),
         ("emulator_per_token_ms", c.emulator_per_token_ms),
         ("cache_ttl_secs", c.cache_ttl_secs.saturating_mul(1000)),
@@ -433,6 +441,7 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
         ("ws_max_frame_bytes", c.ws_max_frame_bytes as u64),
         ("ws_max_message_bytes", c.ws_max_message_bytes as u64),
         ("max_upstream_calls", c.max_upstream_calls as u64),
+        ("redis_timeout_ms", c.redis_timeout_ms),
         ("max_session_bytes", c.max_session_bytes as u64),
         ("user_token_max_ttl_secs", c.user_token_max_ttl_secs),
     ];

@@ -192,16 +192,21 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         .map(|l| l.local_addr())
         .transpose()
         .map_err(|e| format!("cannot read the admin address: {e}"))?;
+    let ttl = Duration::from_secs(config.cache_ttl_secs);
+    let cache = match &config.redis_url {
+        Some(url) => {
+            tracing::info!("response cache in Redis, shared by every replica");
+            ReplyCache::redis(url, ttl, Duration::from_millis(config.redis_timeout_ms))?
+        }
+        None => ReplyCache::new(ttl, config.cache_capacity),
+    };
     let (stop, stopping) = watch::channel(false);
     let service = Arc::new(Service {
         policy,
         policy_slots: Arc::new(tokio::sync::Semaphore::new(config.policy_workers)),
         catalog: config.catalog.clone(),
         invoker,
-        cache: ReplyCache::new(
-            Duration::from_secs(config.cache_ttl_secs),
-            config.cache_capacity,
-        ),
+        cache,
         sessions: Arc::new(MemorySessions::new(
             Duration::from_secs(config.session_ttl_secs),
             config.max_sessions,

@@ -11,6 +11,9 @@
 mod http;
 mod serve;
 
+mod redis_server;
+mod shared_cache;
+
 mod bad_input;
 mod edge;
 mod service;

@@ -500,7 +500,10 @@ fn a_fallback_answer_is_labelled_and_cached_as_the_fallback_model() {
     };
     let sonnet = mangaassist_core::api::body_report_for(&svc.catalog, "sonnet", &input).unwrap();
     assert_ne!(sonnet.cache_key, first["cacheKey"], "each model's own body");
-    assert!(svc.cache.get("", "sonnet", &sonnet.cache_key).is_none());
+    let cached = running
+        .runtime
+        .block_on(svc.cache.get("", "sonnet", &sonnet.cache_key));
+    assert!(cached.is_none());
 }
 
 /// Policy calls leave the async workers (they may take their whole budget),

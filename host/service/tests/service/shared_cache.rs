@@ -1,0 +1,96 @@
+//! The response cache in a real Redis shared by two replicas: a reply one
+//! got is a hit on the other, in the documented format; Redis going away
+//! costs misses, not errors, and the cache comes back with it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::http::post_chat;
+use crate::redis_server::RedisServer;
+use crate::serve::serve;
+
+fn ask(addr: std::net::SocketAddr, message: &str) -> Value {
+    let r = post_chat(
+        addr,
+        json!({"action": "sendMessage", "data": {"message": message}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()
+}
+
+#[test]
+fn replicas_share_the_cache_and_outlive_a_redis_outage() {
+    let mut redis = RedisServer::start();
+    let config = format!("redis_url = {:?}\nredis_timeout_ms = 200", redis.url());
+    let a = serve(&config);
+    let b = serve(&config);
+
+    let first = ask(a.addr(), "ワンピースの最新刊はありますか？");
+    assert_eq!(first["cached"], false);
+    // Written in the background: give it a moment to land.
+    let key = format!(
+        "mangaassist:reply:v1:{}:{}",
+        first["model"].as_str().unwrap(),
+        first["cacheKey"].as_str().unwrap()
+    );
+    let started = Instant::now();
+    let stored = loop {
+        if let Some(v) = redis.command(&["GET", &key]) {
+            break v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{key} never written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The documented value format.
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["text"], first["reply"]);
+    assert_eq!(stored["modelId"], first["modelId"]);
+    assert_eq!(stored["region"], first["region"]);
+    assert_eq!(stored["usage"], first["usage"]);
+    // Expiring with the cache TTL (300 s).
+    let ttl: i64 = redis.command(&["PTTL", &key]).unwrap().parse().unwrap();
+    assert!((290_000..=300_000).contains(&ttl), "{ttl}");
+
+    // The other replica answers from it without asking Bedrock.
+    let second = ask(b.addr(), "ワンピースの最新刊はありますか？");
+    assert_eq!(second["cached"], true);
+    assert_eq!(second["reply"], first["reply"]);
+    assert_eq!(b.server().emulator().unwrap().requests("us-east-1"), 0);
+
+    // Redis goes away: answers go on, each at most a timeout slower.
+    let port = redis.port;
+    redis.stop();
+    for i in 0..3 {
+        let started = Instant::now();
+        let r = ask(a.addr(), &format!("停止中の質問{i}"));
+        assert_eq!(r["cached"], false);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(a.server().service().cache.store_errors() > 0);
+
+    // It comes back on the same port: shared again, by itself.
+    let _redis = RedisServer::start_on(port);
+    let started = Instant::now();
+    loop {
+        let message = "復旧後の質問";
+        ask(a.addr(), message);
+        if ask(b.addr(), message)["cached"] == true {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the cache was not shared again after Redis came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
