@@ -115,13 +115,14 @@ impl ReplyCache {
     }
 
     /// Remembers the answer `model` gave to the body of `key` in `scope`
-    /// (in Redis, written in the background: the answer does not wait).
-    pub fn insert(&self, scope: &str, model: &str, key: &str, reply: CachedReply) {
+    /// (in Redis before this returns, at most a timeout later: replicas
+    /// waiting on a single flight find it as soon as the lock is released).
+    pub async fn insert(&self, scope: &str, model: &str, key: &str, reply: CachedReply) {
         match self {
             ReplyCache::Memory(cache) => {
                 cache.insert(memory_key(scope, model, key), Arc::new(reply));
             }
-            ReplyCache::Redis(redis) => redis.insert(redis_key(scope, model, key), &reply),
+            ReplyCache::Redis(redis) => redis.insert(redis_key(scope, model, key), &reply).await,
         }
     }
 
@@ -136,6 +137,114 @@ impl ReplyCache {
 
 fn memory_key(scope: &str, model: &str, key: &str) -> String {
     format!("{scope}\n{model}\n{key}")
+}
+
+/// The outcome of asking for the right to call Bedrock for one body.
+pub enum Flight {
+    /// Make the call (holding the fleet-wide lock while the guard lives,
+    /// when there is one).
+    Lead(Option<FlightGuard>),
+    /// Another replica made it meanwhile: its answer.
+    Hit(Arc<CachedReply>),
+}
+
+/// Releases a single-flight lock when dropped.
+pub struct FlightGuard {
+    connection: ConnectionManager,
+    lock: String,
+    token: String,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let mut connection = self.connection.clone();
+        let lock = std::mem::take(&mut self.lock);
+        let token = std::mem::take(&mut self.token);
+        // Only our own lock: one that expired and was taken by another
+        // replica stays. Atomic on the server.
+        tokio::spawn(async move {
+            let script = redis::Script::new(RELEASE);
+            let mut invocation = script.key(lock);
+            invocation.arg(token);
+            let release = invocation.invoke_async::<i64>(&mut connection);
+            let _ = tokio::time::timeout(Duration::from_secs(1), release).await;
+        });
+    }
+}
+
+/// Deletes the lock if it still holds our token.
+const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/// The single-flight lock of a cache key.
+fn lock_key(reply_key: &str) -> String {
+    format!("{reply_key}:lock")
+}
+
+impl ReplyCache {
+    /// Single flight: the first replica to miss `key` calls Bedrock; the
+    /// others wait (at most `wait`, polling) for its answer to land in the
+    /// cache. In memory (one process) every miss leads. A Redis that fails
+    /// makes every miss lead too: never worse than without the lock.
+    pub async fn lead_or_wait(
+        &self,
+        scope: &str,
+        model: &str,
+        key: &str,
+        wait: Duration,
+    ) -> Flight {
+        let ReplyCache::Redis(redis) = self else {
+            return Flight::Lead(None);
+        };
+        let reply_key = redis_key(scope, model, key);
+        let lock = lock_key(&reply_key);
+        let token = uuid::Uuid::new_v4().to_string();
+        let started = tokio::time::Instant::now();
+        loop {
+            let mut connection = redis.connection.clone();
+            let hold_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            let options = redis::SetOptions::default()
+                .conditional_set(redis::ExistenceCheck::NX)
+                .with_expiration(redis::SetExpiry::PX(hold_ms));
+            let taken = tokio::time::timeout(
+                redis.timeout,
+                connection.set_options::<_, _, Option<String>>(&lock, &token, options),
+            )
+            .await;
+            match taken {
+                Ok(Ok(Some(_))) => {
+                    redis.up();
+                    let guard = FlightGuard {
+                        connection: redis.connection.clone(),
+                        lock,
+                        token,
+                    };
+                    // The previous leader may have answered just before
+                    // releasing: look once more before calling.
+                    if let Some(hit) = redis.get(&reply_key).await {
+                        return Flight::Hit(hit);
+                    }
+                    return Flight::Lead(Some(guard));
+                }
+                Ok(Ok(None)) => redis.up(),
+                Ok(Err(e)) => {
+                    redis.down::<()>(&e.to_string());
+                    return Flight::Lead(None);
+                }
+                Err(_) => {
+                    redis.down::<()>("timed out");
+                    return Flight::Lead(None);
+                }
+            }
+            // Someone else leads: wait for their answer.
+            if let Some(hit) = redis.get(&reply_key).await {
+                return Flight::Hit(hit);
+            }
+            if started.elapsed() >= wait {
+                return Flight::Lead(None);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// The documented Redis key.
@@ -177,7 +286,7 @@ impl RedisReplies {
         }
     }
 
-    fn insert(&self, key: String, reply: &CachedReply) {
+    async fn insert(&self, key: String, reply: &CachedReply) {
         let stored = Stored {
             text: reply.text.clone(),
             model_id: reply.model_id.clone(),

@@ -15,7 +15,7 @@ use mangaassist_core::spend::{SpendEstimate, estimate_spend};
 use serde::Serialize;
 
 use crate::app::Service;
-use crate::cache::CachedReply;
+use crate::cache::{CachedReply, Flight};
 use crate::config::CacheScope;
 use crate::errors::ApiError;
 use crate::identity::Identity;
@@ -320,23 +320,28 @@ async fn send_message(
         }
     }
     if let Some((answered, hit)) = hit {
-        svc.metrics.cache(true);
-        if let Some(sink) = sink {
-            sink(&hit.text);
-        }
-        remember(svc, &session_id, identity, &message, &hit.text);
-        return Ok(Answer::Reply(ReplyAnswer {
-            session_id,
-            reply: hit.text.clone(),
-            model: answered.model.key.clone(),
-            model_id: hit.model_id.clone(),
-            region: hit.region.clone(),
-            usage: hit.usage.into(),
-            cost_usd: 0.0,
-            cached: true,
-            cache_key: answered.cache_key.clone(),
-        }));
+        return Ok(cached_answer(
+            svc, identity, session_id, &message, answered, &hit, sink,
+        ));
     }
+
+    // 8b. Single flight: with a shared cache, the first replica to miss
+    //     this body calls Bedrock and the others wait for its answer (as
+    //     long as the request's budget allows), so a burst of identical
+    //     misses anywhere in the fleet makes one call.
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let _flight = match svc
+        .cache
+        .lead_or_wait(scope, &first.model.key, &first.cache_key, wait)
+        .await
+    {
+        Flight::Hit(hit) => {
+            return Ok(cached_answer(
+                svc, identity, session_id, &message, first, &hit, sink,
+            ));
+        }
+        Flight::Lead(guard) => guard,
+    };
     svc.metrics.cache(false);
 
     // 9. Upstream capacity: every region cooling down answers 503 at once
@@ -430,17 +435,19 @@ async fn send_message(
     //     was sent (a fallback's answer never poses as the selected model's),
     //     and the exchange in the session.
     let answered = prepared.get(reply.candidate).unwrap_or(first);
-    svc.cache.insert(
-        scope,
-        &answered.model.key,
-        &answered.cache_key,
-        CachedReply {
-            text: reply.text.clone(),
-            model_id: reply.model_id.clone(),
-            region: reply.region.clone(),
-            usage: reply.usage,
-        },
-    );
+    svc.cache
+        .insert(
+            scope,
+            &answered.model.key,
+            &answered.cache_key,
+            CachedReply {
+                text: reply.text.clone(),
+                model_id: reply.model_id.clone(),
+                region: reply.region.clone(),
+                usage: reply.usage,
+            },
+        )
+        .await;
     remember(svc, &session_id, identity, &message, &reply.text);
     Ok(Answer::Reply(ReplyAnswer {
         session_id,
@@ -453,6 +460,34 @@ async fn send_message(
         cached: false,
         cache_key: answered.cache_key.clone(),
     }))
+}
+
+/// The answer a cache hit gives: the cached text, no cost, in the session.
+fn cached_answer(
+    svc: &Service,
+    identity: &Identity,
+    session_id: String,
+    message: &str,
+    answered: &BodyReport,
+    hit: &CachedReply,
+    sink: Sink<'_>,
+) -> Answer {
+    svc.metrics.cache(true);
+    if let Some(sink) = sink {
+        sink(&hit.text);
+    }
+    remember(svc, &session_id, identity, message, &hit.text);
+    Answer::Reply(ReplyAnswer {
+        session_id,
+        reply: hit.text.clone(),
+        model: answered.model.key.clone(),
+        model_id: hit.model_id.clone(),
+        region: hit.region.clone(),
+        usage: hit.usage.into(),
+        cost_usd: 0.0,
+        cached: true,
+        cache_key: answered.cache_key.clone(),
+    })
 }
 
 /// Appends the exchange to the identity's session.

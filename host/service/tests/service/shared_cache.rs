@@ -94,3 +94,37 @@ fn replicas_share_the_cache_and_outlive_a_redis_outage() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn identical_concurrent_misses_across_replicas_make_one_call() {
+    let redis = RedisServer::start();
+    let config = format!(
+        "redis_url = {:?}\nredis_timeout_ms = 200\nemulator_ttft_ms = 300",
+        redis.url()
+    );
+    let replicas = [serve(&config), serve(&config)];
+    let addrs: Vec<_> = replicas.iter().map(|r| r.addr()).collect();
+    let answers: Vec<Value> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..10)
+            .map(|i| {
+                let addr = addrs[i % 2];
+                s.spawn(move || ask(addr, "同時に届いた同じ質問"))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let calls: u64 = replicas
+        .iter()
+        .map(|r| {
+            let e = r.server().emulator().unwrap();
+            ["us-east-1", "us-west-2", "ap-northeast-1"]
+                .iter()
+                .map(|region| e.requests(region))
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(calls, 1, "one Bedrock call for the whole burst");
+    let fresh = answers.iter().filter(|a| a["cached"] == false).count();
+    assert_eq!(fresh, 1, "{answers:?}");
+    assert!(answers.iter().all(|a| a["reply"] == answers[0]["reply"]));
+}
