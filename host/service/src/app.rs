@@ -36,8 +36,10 @@ pub struct Service {
     pub cache: ReplyCache,
     /// Conversation history.
     pub sessions: Arc<dyn SessionStore>,
-    /// Overall and per-client rate limits.
+    /// Overall and per-client rate limits of this replica.
     pub limits: RateLimits,
+    /// The same limits shared by the fleet in Redis, when configured.
+    pub shared_limits: Option<crate::shared_limits::SharedLimits>,
     /// API keys and user tokens.
     pub auth: Authenticator,
     /// Spend budgets per identity.
@@ -55,9 +57,20 @@ pub struct Service {
 }
 
 impl Service {
+    /// Admits one request from `client`: by the fleet's limits in Redis
+    /// when configured and answering, else by this replica's.
+    pub async fn admit(&self, client: &str) -> Result<(), crate::limits::Limited> {
+        if let Some(shared) = &self.shared_limits
+            && let Some(decision) = shared.admit(client).await
+        {
+            return decision;
+        }
+        self.limits.admit(client)
+    }
+
     /// Who sent a request from `peer`: its credential, else (when allowed)
     /// its address, as the trusted proxies report it, IPv6 by its /64.
-    pub fn identify(
+    pub async fn identify(
         &self,
         headers: &HeaderMap,
         peer: SocketAddr,
@@ -68,16 +81,15 @@ impl Service {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let address = limit_key(ip);
-        self.auth
-            .identify(headers, query_token, &address, now)
-            .map_err(|refused| {
-                // Failed credentials count against the address's rate, so
-                // guessing keys is as slow as any other flood.
-                match self.limits.admit(&format!("addr:{address}")) {
-                    Ok(()) => refused,
-                    Err(limited) => ApiError::from(limited),
-                }
-            })
+        match self.auth.identify(headers, query_token, &address, now) {
+            Ok(identity) => Ok(identity),
+            // Failed credentials count against the address's rate, so
+            // guessing keys is as slow as any other flood.
+            Err(refused) => match self.admit(&format!("addr:{address}")).await {
+                Ok(()) => Err(refused),
+                Err(limited) => Err(ApiError::from(limited)),
+            },
+        }
     }
 
     /// The selected model, then the fallback model when it is another one:

@@ -84,25 +84,16 @@ impl ReplyCache {
         )
     }
 
-    /// In the Redis at `url` (`redis://[:password@]host:port[/db]`), each
-    /// call bounded by `timeout`. Connects lazily: a Redis that is down at
-    /// start is a cache bypassed until it is up.
-    pub fn redis(url: &str, ttl: Duration, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("redis_url: {e}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| format!("redis_url: {e}"))?;
-        Ok(ReplyCache::Redis(RedisReplies {
+    /// In Redis over `connection` (see [`connect`]), each call bounded by
+    /// `timeout`.
+    pub fn redis(connection: ConnectionManager, ttl: Duration, timeout: Duration) -> Self {
+        ReplyCache::Redis(RedisReplies {
             connection,
             ttl,
             timeout,
             healthy: AtomicBool::new(true),
             errors: AtomicU64::new(0),
-        }))
+        })
     }
 
     /// The answer `model` (a catalog key) gave to the body of `key`, if
@@ -133,6 +124,20 @@ impl ReplyCache {
             ReplyCache::Redis(redis) => redis.errors.load(Ordering::Relaxed),
         }
     }
+}
+
+/// A reconnecting connection to the Redis at `url`
+/// (`redis://[:password@]host:port[/db]`), each call bounded by `timeout`.
+/// Connects lazily: a Redis that is down at start is a store bypassed until
+/// it is up, not a failed start.
+pub fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
+    let client = redis::Client::open(url).map_err(|e| format!("redis_url: {e}"))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client, config).map_err(|e| format!("redis_url: {e}"))
 }
 
 fn memory_key(scope: &str, model: &str, key: &str) -> String {

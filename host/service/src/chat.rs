@@ -131,7 +131,7 @@ pub async fn handle(
 ) -> Result<Answer, ApiError> {
     // 1. Rate limits: per identity, then overall (429 + Retry-After).
     let identity = incoming.identity;
-    svc.limits.admit(&identity.label)?;
+    svc.admit(&identity.label).await?;
 
     // 2. The body arrived whole and within 64 KiB (413; 408 when too slow).
     let bytes = incoming.body.map_err(|e| body_error(e, svc))?;

@@ -28,7 +28,7 @@ pub(crate) async fn chat_http(
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     // Who is asking comes first: a stranger's body is not even read.
-    let identity = match svc.identify(&parts.headers, peer, None) {
+    let identity = match svc.identify(&parts.headers, peer, None).await {
         Ok(identity) => identity,
         Err(e) => return respond(&svc, "chat", started, Err(e)),
     };

@@ -20,4 +20,5 @@ pub mod outcome;
 pub mod routes;
 pub mod server;
 pub mod sessions;
+pub mod shared_limits;
 pub mod ws;

@@ -193,12 +193,24 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         .transpose()
         .map_err(|e| format!("cannot read the admin address: {e}"))?;
     let ttl = Duration::from_secs(config.cache_ttl_secs);
-    let cache = match &config.redis_url {
+    let redis_timeout = Duration::from_millis(config.redis_timeout_ms);
+    let (cache, shared_limits) = match &config.redis_url {
         Some(url) => {
-            tracing::info!("response cache in Redis, shared by every replica");
-            ReplyCache::redis(url, ttl, Duration::from_millis(config.redis_timeout_ms))?
+            tracing::info!("response cache and rate limits in Redis, shared by every replica");
+            let connection = crate::cache::connect(url, redis_timeout)?;
+            let limits = crate::shared_limits::SharedLimits::new(
+                connection.clone(),
+                redis_timeout,
+                (config.rate_per_second, config.rate_burst),
+                (config.client_rate_per_second, config.client_rate_burst),
+                config.rate_reserve_percent,
+            );
+            (
+                ReplyCache::redis(connection, ttl, redis_timeout),
+                Some(limits),
+            )
         }
-        None => ReplyCache::new(ttl, config.cache_capacity),
+        None => (ReplyCache::new(ttl, config.cache_capacity), None),
     };
     let (stop, stopping) = watch::channel(false);
     let service = Arc::new(Service {
@@ -214,6 +226,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
             Arc::new(SystemClock::new()),
         )),
         limits: rate_limits,
+        shared_limits,
         auth: Authenticator::new(&config),
         budgets: Budgets::new(Arc::new(SystemClock::new())),
         upstream_slots: Arc::new(tokio::sync::Semaphore::new(config.max_upstream_calls)),

@@ -70,7 +70,7 @@ pub async fn upgrade(
             "WebSockets are accepted from this site's own pages and allowed_origins only",
         ));
     }
-    let identity = match svc.identify(&headers, peer, query.token.as_deref()) {
+    let identity = match svc.identify(&headers, peer, query.token.as_deref()).await {
         Ok(identity) => identity,
         Err(e) => return refuse(e),
     };
@@ -209,7 +209,7 @@ async fn connection(
         let _busy = conn.as_ref().map(Conn::busy);
         let body = match body {
             // A refused frame still counts against the client's rate.
-            Err(e) => match svc.limits.admit(&identity.label) {
+            Err(e) => match svc.admit(&identity.label).await {
                 Ok(()) => Err(e),
                 Err(limited) => Err(ApiError::from(limited)),
             },

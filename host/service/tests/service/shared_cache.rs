@@ -128,3 +128,45 @@ fn identical_concurrent_misses_across_replicas_make_one_call() {
     assert_eq!(fresh, 1, "{answers:?}");
     assert!(answers.iter().all(|a| a["reply"] == answers[0]["reply"]));
 }
+
+#[test]
+fn the_overall_rate_limit_holds_across_replicas() {
+    let mut redis = RedisServer::start();
+    let config = format!(
+        "redis_url = {:?}\nredis_timeout_ms = 200\nrate_per_second = 5\nrate_burst = 5\n\
+         client_rate_per_second = 1000\nclient_rate_burst = 1000",
+        redis.url()
+    );
+    let replicas = [serve(&config), serve(&config)];
+    let body = json!({"action": "getHistory",
+        "data": {"sessionId": "123e4567-e89b-42d3-a456-426614174000"}})
+    .to_string();
+    let started = Instant::now();
+    let statuses: Vec<u16> = (0..30)
+        .map(|i| post_chat(replicas[i % 2].addr(), body.as_bytes()).status)
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    let admitted = statuses.iter().filter(|s| **s != 429).count();
+    // One budget for the fleet: burst 5 plus 5 a second, not twice that.
+    let most = 5.0 + 5.0 * elapsed + 1.0;
+    assert!(
+        admitted as f64 <= most && admitted >= 3,
+        "{admitted} admitted in {elapsed:.2} s (at most {most:.1}): {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [404, 429].contains(s)),
+        "{statuses:?}"
+    );
+
+    // Redis gone: each replica decides alone, nothing fails.
+    redis.stop();
+    let r = post_chat(replicas[0].addr(), body.as_bytes());
+    assert!([404, 429].contains(&r.status), "{r:?}");
+    let shared = replicas[0]
+        .server()
+        .service()
+        .shared_limits
+        .as_ref()
+        .unwrap();
+    assert!(shared.errors() > 0);
+}
