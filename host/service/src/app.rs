@@ -42,8 +42,10 @@ pub struct Service {
     pub shared_limits: Option<crate::shared_limits::SharedLimits>,
     /// API keys and user tokens.
     pub auth: Authenticator,
-    /// Spend budgets per identity.
+    /// Spend budgets per identity, in this replica.
     pub budgets: Budgets,
+    /// The same budgets shared by the fleet in Redis, when configured.
+    pub shared_budgets: Option<crate::shared_budgets::SharedBudgets>,
     /// Bedrock calls in flight at most (503 at once past it).
     pub upstream_slots: Arc<Semaphore>,
     /// Counters and histograms for `/metrics`.
@@ -66,6 +68,38 @@ impl Service {
             return decision;
         }
         self.limits.admit(client)
+    }
+
+    /// Reserves `spend` from `identity`'s budgets: the fleet's in Redis when
+    /// configured and answering, else this replica's.
+    pub async fn reserve(
+        &self,
+        identity: &Identity,
+        spend: &mangaassist_core::spend::SpendEstimate,
+    ) -> Result<crate::shared_budgets::Held, ApiError> {
+        if let Some(shared) = &self.shared_budgets
+            && let Some(decision) = shared
+                .reserve(&identity.label, identity.allowance, spend)
+                .await
+        {
+            return decision.map_err(ApiError::from);
+        }
+        self.budgets
+            .reserve(&identity.label, identity.allowance, spend)
+            .map(crate::shared_budgets::Held::Local)
+            .map_err(ApiError::from)
+    }
+
+    /// Replaces a reservation with what the call used.
+    pub async fn settle(&self, held: crate::shared_budgets::Held, tokens: u64, usd: f64) {
+        match held {
+            crate::shared_budgets::Held::Local(r) => self.budgets.settle(r, tokens, usd),
+            shared => {
+                if let Some(budgets) = &self.shared_budgets {
+                    budgets.settle(&shared, tokens, usd).await;
+                }
+            }
+        }
     }
 
     /// Who sent a request from `peer`: its credential, else (when allowed)

@@ -390,10 +390,7 @@ async fn send_message(
             })
         });
     let reservation = match most {
-        Some(most) => Some(
-            svc.budgets
-                .reserve(&identity.label, identity.allowance, &most)?,
-        ),
+        Some(most) => Some(svc.reserve(identity, &most).await?),
         None => None,
     };
 
@@ -416,19 +413,19 @@ async fn send_message(
         }
         None => svc.invoker.invoke(&candidates, budget).await,
     };
-    let settle = |usage: Usage, usd: f64| {
-        if let Some(r) = reservation.clone() {
-            svc.budgets
-                .settle(r, usage.input_tokens + usage.output_tokens, usd);
-        }
+    let (used, usd) = match &outcome {
+        Ok(reply) => (reply.usage, reply.cost_usd),
+        Err(e) => (e.spent().usage, e.spent().cost_usd),
     };
+    if let Some(held) = reservation {
+        svc.settle(held, used.input_tokens + used.output_tokens, usd)
+            .await;
+    }
     let reply = outcome.map_err(|e| {
         svc.metrics.region_failures(e.failures());
         svc.metrics.spent(e.spent());
-        settle(e.spent().usage, e.spent().cost_usd);
         ApiError::from(&e)
     })?;
-    settle(reply.usage, reply.cost_usd);
     svc.metrics.reply(&reply);
 
     // 12. Remember the answer under the key of the body the answering model

@@ -20,5 +20,6 @@ pub mod outcome;
 pub mod routes;
 pub mod server;
 pub mod sessions;
+pub mod shared_budgets;
 pub mod shared_limits;
 pub mod ws;

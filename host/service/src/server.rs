@@ -194,9 +194,11 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         .map_err(|e| format!("cannot read the admin address: {e}"))?;
     let ttl = Duration::from_secs(config.cache_ttl_secs);
     let redis_timeout = Duration::from_millis(config.redis_timeout_ms);
-    let (cache, shared_limits) = match &config.redis_url {
+    let (cache, shared_limits, shared_budgets) = match &config.redis_url {
         Some(url) => {
-            tracing::info!("response cache and rate limits in Redis, shared by every replica");
+            tracing::info!(
+                "response cache, rate limits and spend budgets in Redis, shared by every replica"
+            );
             let connection = crate::cache::connect(url, redis_timeout)?;
             let limits = crate::shared_limits::SharedLimits::new(
                 connection.clone(),
@@ -205,12 +207,15 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
                 (config.client_rate_per_second, config.client_rate_burst),
                 config.rate_reserve_percent,
             );
+            let budgets =
+                crate::shared_budgets::SharedBudgets::new(connection.clone(), redis_timeout);
             (
                 ReplyCache::redis(connection, ttl, redis_timeout),
                 Some(limits),
+                Some(budgets),
             )
         }
-        None => (ReplyCache::new(ttl, config.cache_capacity), None),
+        None => (ReplyCache::new(ttl, config.cache_capacity), None, None),
     };
     let (stop, stopping) = watch::channel(false);
     let service = Arc::new(Service {
@@ -229,6 +234,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         shared_limits,
         auth: Authenticator::new(&config),
         budgets: Budgets::new(Arc::new(SystemClock::new())),
+        shared_budgets,
         upstream_slots: Arc::new(tokio::sync::Semaphore::new(config.max_upstream_calls)),
         metrics: Metrics::new(),
         connections: Tracker::new(config.max_connections),

@@ -170,3 +170,38 @@ fn the_overall_rate_limit_holds_across_replicas() {
         .unwrap();
     assert!(shared.errors() > 0);
 }
+
+#[test]
+fn a_spend_budget_is_the_fleet_s_not_each_replica_s() {
+    let redis = RedisServer::start();
+    let config = format!(
+        "redis_url = {:?}\nredis_timeout_ms = 200\n\
+         api_keys = [{{ id = \"small\", sha256 = \"{}\", tokens_per_minute = 2100 }}]",
+        redis.url(),
+        mangaassist_service::identity::hash_key("small-key")
+    );
+    let replicas = [serve(&config), serve(&config)];
+    let ask_as = |addr, message: &str| {
+        crate::http::exchange(
+            addr,
+            &crate::http::raw_request(
+                "POST",
+                "/v1/chat",
+                &["Content-Type: application/json", "X-Api-Key: small-key"],
+                json!({"action": "sendMessage", "data": {"message": message}})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        )
+    };
+    // One call (2048 output tokens reserved, then its usage settled) leaves
+    // too little of the 2100-token minute, on the other replica too.
+    assert_eq!(ask_as(replicas[0].addr(), "一つ目の質問").status, 200);
+    let r = ask_as(replicas[1].addr(), "二つ目の質問");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (429, "token_budget_exceeded"),
+        "{r:?}"
+    );
+    assert!(r.header("retry-after").is_some());
+}
