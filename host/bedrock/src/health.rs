@@ -3,7 +3,7 @@
 //! resets n. Shared by every request; the [`Clock`] is injectable so the
 //! schedule is tested without sleeping.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -36,10 +36,15 @@ pub struct RegionStatus {
     pub last_error: Option<String>,
 }
 
+/// A cooldown this process started: region, its length, the consecutive
+/// failures and the error (what a fleet shares with its other replicas).
+pub type CooldownHook = Box<dyn Fn(&str, Duration, u32, &str) + Send + Sync>;
+
 /// Health of every region, in priority order.
 pub struct Health {
     regions: Mutex<Vec<RegionState>>,
     clock: Arc<dyn Clock>,
+    on_cooldown: OnceLock<CooldownHook>,
 }
 
 impl Health {
@@ -58,6 +63,7 @@ impl Health {
                     .collect(),
             ),
             clock,
+            on_cooldown: OnceLock::new(),
         }
     }
 
@@ -128,6 +134,40 @@ impl Health {
             r.failures = r.failures.saturating_add(1);
             r.cooling_until = Some(now + cooldown(r.failures));
             r.last_error = Some(error.to_string());
+        } else {
+            return;
+        }
+        // Outside the lock: the hook may do I/O (spawn) of its own.
+        let started = self.lock().get(index).map(|r| (r.name.clone(), r.failures));
+        if let (Some((name, failures)), Some(hook)) = (started, self.on_cooldown.get()) {
+            hook(&name, cooldown(failures), failures, error);
+        }
+    }
+
+    /// Calls `hook` for every cooldown this process starts (set once).
+    pub fn on_cooldown(&self, hook: CooldownHook) -> Result<(), String> {
+        self.on_cooldown
+            .set(hook)
+            .map_err(|_| "a cooldown hook is already set".to_string())
+    }
+
+    /// Applies a cooldown another replica started: `region` skipped for
+    /// `remaining`, unless it already cools down longer here.
+    pub fn cool_from_elsewhere(
+        &self,
+        region: &str,
+        remaining: Duration,
+        failures: u32,
+        error: &str,
+    ) {
+        let now = self.clock.now();
+        let until = now + remaining;
+        if let Some(r) = self.lock().iter_mut().find(|r| r.name == region)
+            && r.cooling_until.is_none_or(|mine| mine < until)
+        {
+            r.cooling_until = Some(until);
+            r.failures = r.failures.max(failures);
+            r.last_error = Some(error.to_string());
         }
     }
 
@@ -151,7 +191,31 @@ impl Health {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
+
+    #[test]
+    fn cooldowns_from_elsewhere_apply_and_our_own_are_reported() {
+        let clock = Arc::new(crate::clock::ManualClock::default());
+        let health = Health::new(&["a".into(), "b".into()], clock.clone());
+        health.cool_from_elsewhere("a", Duration::from_secs(30), 2, "throttled");
+        assert_eq!(health.order(), [1]);
+        assert_eq!(health.snapshot()[0].consecutive_failures, 2);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        health
+            .on_cooldown(Box::new(move |region, d, n, _| {
+                sink.lock().unwrap().push((region.to_string(), d, n));
+            }))
+            .unwrap();
+        health.record_failure(1, "500");
+        health.record_failure(1, "500 again, same cooldown");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [("b".to_string(), Duration::from_secs(60), 1)]
+        );
+        assert!(health.on_cooldown(Box::new(|_, _, _, _| {})).is_err());
+    }
 
     #[test]
     fn the_schedule_doubles_to_ten_minutes() {

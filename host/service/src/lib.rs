@@ -21,5 +21,6 @@ pub mod routes;
 pub mod server;
 pub mod sessions;
 pub mod shared_budgets;
+pub mod shared_health;
 pub mod shared_limits;
 pub mod ws;

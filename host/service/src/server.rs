@@ -244,6 +244,14 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     });
 
     spawn_upkeep(Arc::clone(&service), stopping.clone());
+    if let Some(url) = &service.config.redis_url {
+        crate::shared_health::share(
+            Arc::clone(&service),
+            crate::cache::connect(url, redis_timeout)?,
+            redis_timeout,
+            stopping.clone(),
+        )?;
+    }
     let c = &service.config;
     let limits = ConnLimits {
         max_connections: c.max_connections,

@@ -205,3 +205,42 @@ fn a_spend_budget_is_the_fleet_s_not_each_replica_s() {
     );
     assert!(r.header("retry-after").is_some());
 }
+
+#[test]
+fn a_region_failure_seen_by_one_replica_cools_it_for_all() {
+    use mangaassist_emulator::faults::{Fault, FaultPlan};
+    let redis = RedisServer::start();
+    let config = format!("redis_url = {:?}\nredis_timeout_ms = 200", redis.url());
+    let a = serve(&config);
+    let b = serve(&config);
+    a.server()
+        .emulator()
+        .unwrap()
+        .set_fault("us-east-1", FaultPlan::always(Fault::Error500));
+    let first = ask(a.addr(), "東京の在庫はありますか");
+    assert_eq!(first["region"], "us-west-2", "{first}");
+    // B never saw us-east-1 fail, yet skips it once the fleet knows.
+    let started = Instant::now();
+    loop {
+        let cooling = b
+            .server()
+            .service()
+            .invoker
+            .health()
+            .snapshot()
+            .iter()
+            .any(|r| r.region == "us-east-1" && r.cooling_for.is_some());
+        if cooling {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "B never learned of it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = ask(b.addr(), "大阪の在庫はありますか");
+    assert_eq!(second["region"], "us-west-2", "{second}");
+    assert_eq!(b.server().emulator().unwrap().requests("us-east-1"), 0);
+    drop(redis);
+}
