@@ -74,10 +74,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # --- Shared stores the scaled-out tests run against: Debian's redis-server
 # (started by the tests themselves on a loopback port, never as a service).
-if ! command -v redis-server >/dev/null 2>&1; then
-  say "apt-get install redis-server (shared-store tests)"
+# openssl makes the certificates of the Redis-over-TLS test.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "apt-get install ${missing[*]} (shared-store tests)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The package starts a system instance on 6379; the tests use their own.
   as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now redis-server >/dev/null 2>&1 || true'
 fi

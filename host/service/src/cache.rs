@@ -127,11 +127,31 @@ impl ReplyCache {
 }
 
 /// A reconnecting connection to the Redis at `url`
-/// (`redis://[:password@]host:port[/db]`), each call bounded by `timeout`.
+/// (`redis://[[user]:password@]host:port[/db]`, or `rediss://` for TLS as
+/// ElastiCache's in-transit encryption uses it, verified against the system's
+/// roots or the PEM file `ca_file`), each call bounded by `timeout`.
 /// Connects lazily: a Redis that is down at start is a store bypassed until
 /// it is up, not a failed start.
-pub fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
-    let client = redis::Client::open(url).map_err(|e| format!("redis_url: {e}"))?;
+pub fn connect(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<ConnectionManager, String> {
+    let client = match ca_file {
+        None => redis::Client::open(url),
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("redis_ca_file {}: {e}", path.display()))?;
+            redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+        }
+    }
+    .map_err(|e| format!("redis_url: {e}"))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))

@@ -125,6 +125,9 @@ pub struct ServiceConfig {
     pub redis_url: Option<String>,
     /// Longest wait on one Redis call, ms; past it the cache is bypassed.
     pub redis_timeout_ms: u64,
+    /// PEM file of the CA a `rediss://` Redis's certificate is checked
+    /// against; none: the system's roots.
+    pub redis_ca_file: Option<PathBuf>,
     /// Idle time after which a session is forgotten, seconds.
     pub session_ttl_secs: u64,
     /// Sessions kept at most.
@@ -204,6 +207,7 @@ impl Default for ServiceConfig {
             cache_capacity: 10_000,
             redis_url: None,
             redis_timeout_ms: 50,
+            redis_ca_file: None,
             session_ttl_secs: 1_800,
             max_sessions: 100_000,
             policy_wasm: None,

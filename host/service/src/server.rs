@@ -199,7 +199,8 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
             tracing::info!(
                 "response cache, rate limits and spend budgets in Redis, shared by every replica"
             );
-            let connection = crate::cache::connect(url, redis_timeout)?;
+            let connection =
+                crate::cache::connect(url, config.redis_ca_file.as_deref(), redis_timeout)?;
             let limits = crate::shared_limits::SharedLimits::new(
                 connection.clone(),
                 redis_timeout,
@@ -247,7 +248,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     if let Some(url) = &service.config.redis_url {
         crate::shared_health::share(
             Arc::clone(&service),
-            crate::cache::connect(url, redis_timeout)?,
+            crate::cache::connect(url, service.config.redis_ca_file.as_deref(), redis_timeout)?,
             redis_timeout,
             stopping.clone(),
         )?;

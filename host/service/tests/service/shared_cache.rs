@@ -244,3 +244,141 @@ fn a_region_failure_seen_by_one_replica_cools_it_for_all() {
     assert_eq!(b.server().emulator().unwrap().requests("us-east-1"), 0);
     drop(redis);
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with openssl
+/// in `dir`; returns (ca.crt, server.crt, server.key).
+fn certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    ["ca.crt", "server.crt", "server.key"].map(|f| dir.join(f))
+}
+
+/// TLS and AUTH as ElastiCache uses them: `rediss://` with a password,
+/// the server's certificate checked against a CA file.
+#[test]
+fn redis_over_tls_with_a_password() {
+    let dir = std::env::temp_dir().join(format!("mangaassist-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let [ca, cert, key] = certificates(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+        ])
+        .args([
+            "--tls-ca-cert-file",
+            ca.to_str().unwrap(),
+            "--tls-auth-clients",
+            "no",
+        ])
+        .args([
+            "--requirepass",
+            "s3cret-pass",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "TLS redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let config = |password: &str| {
+        format!(
+            "redis_url = \"rediss://:{password}@127.0.0.1:{port}\"\nredis_timeout_ms = 1000\n\
+             redis_ca_file = {:?}",
+            ca.display().to_string()
+        )
+    };
+    let a = serve(&config("s3cret-pass"));
+    let b = serve(&config("s3cret-pass"));
+    let first = ask(a.addr(), "暗号化された接続で");
+    assert_eq!(first["cached"], false);
+    let second = ask(b.addr(), "暗号化された接続で");
+    assert_eq!(second["cached"], true, "shared over TLS with AUTH");
+    // A wrong password: every call is refused, answers go on uncached.
+    let wrong = serve(&config("wrong-pass"));
+    assert_eq!(ask(wrong.addr(), "暗号化された接続で")["cached"], false);
+    assert!(wrong.server().service().cache.store_errors() > 0);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
