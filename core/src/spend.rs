@@ -22,6 +22,19 @@ pub struct SpendEstimate {
     pub usd: f64,
 }
 
+impl SpendEstimate {
+    /// Each figure the larger of the two: what to reserve for a call that
+    /// may go to either body (the selected model's, or the fallback's).
+    pub fn max(self, other: Self) -> Self {
+        SpendEstimate {
+            input_tokens: self.input_tokens.max(other.input_tokens),
+            max_output_tokens: self.max_output_tokens.max(other.max_output_tokens),
+            tokens: self.tokens.max(other.tokens),
+            usd: self.usd.max(other.usd),
+        }
+    }
+}
+
 /// The spend to reserve before sending `body` to `spec`: the estimated
 /// input and the whole generation limit, so a reservation is never short
 /// of what the model can bill (the estimate errs high for CJK text).
@@ -71,5 +84,11 @@ mod tests {
         assert_eq!(spend.max_output_tokens, 500);
         assert_eq!(spend.tokens, expected_input + 500);
         assert_eq!(spend.usd, spec.cost(expected_input, 500));
+        // The fallback's body: figure by figure, the larger one.
+        let haiku = estimate_spend(catalog.get("haiku").unwrap(), &report.body);
+        let most = spend.max(haiku);
+        assert_eq!(most.tokens, spend.tokens.max(haiku.tokens));
+        assert_eq!(most.usd, spend.usd.max(haiku.usd));
+        assert_eq!(most, haiku.max(spend), "order does not matter");
     }
 }

@@ -14,7 +14,7 @@ use crate::budgets::Budgets;
 use crate::cache::ReplyCache;
 use crate::config::ServiceConfig;
 use crate::errors::ApiError;
-use crate::identity::{Authenticator, Identity};
+use crate::identity::{Authenticator, Identity, unix_now};
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::sessions::SessionStore;
@@ -46,6 +46,8 @@ pub struct Service {
     pub budgets: Budgets,
     /// The same budgets shared by the fleet in Redis, when configured.
     pub shared_budgets: Option<crate::shared_budgets::SharedBudgets>,
+    /// The Redis the fleet shares its state through, when configured.
+    pub redis: Option<Arc<crate::redis_store::RedisStore>>,
     /// Bedrock calls in flight at most (503 at once past it).
     pub upstream_slots: Arc<Semaphore>,
     /// Counters and histograms for `/metrics`.
@@ -111,11 +113,11 @@ impl Service {
         query_token: Option<&str>,
     ) -> Result<Identity, ApiError> {
         let ip = client_ip(headers, peer.ip(), &self.config.trusted_proxies);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let address = limit_key(ip);
-        match self.auth.identify(headers, query_token, &address, now) {
+        match self
+            .auth
+            .identify(headers, query_token, &address, unix_now())
+        {
             Ok(identity) => Ok(identity),
             // Failed credentials count against the address's rate, so
             // guessing keys is as slow as any other flood.

@@ -16,13 +16,13 @@
 //! expiring after the TTL (`SET … PX`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mangaassist_bedrock::invoker::Usage;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
+
+use crate::redis_store::RedisStore;
 
 /// What a cache hit answers with.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,15 +62,10 @@ pub enum ReplyCache {
     Redis(RedisReplies),
 }
 
-/// The Redis side: a reconnecting connection and the bounds on each call.
+/// The Redis side: the shared store and the entries' lifetime.
 pub struct RedisReplies {
-    connection: ConnectionManager,
+    store: Arc<RedisStore>,
     ttl: Duration,
-    timeout: Duration,
-    /// False while Redis fails, so the outage is logged once, not per call.
-    healthy: AtomicBool,
-    /// Calls that failed or timed out.
-    errors: AtomicU64,
 }
 
 impl ReplyCache {
@@ -84,16 +79,9 @@ impl ReplyCache {
         )
     }
 
-    /// In Redis over `connection` (see [`connect`]), each call bounded by
-    /// `timeout`.
-    pub fn redis(connection: ConnectionManager, ttl: Duration, timeout: Duration) -> Self {
-        ReplyCache::Redis(RedisReplies {
-            connection,
-            ttl,
-            timeout,
-            healthy: AtomicBool::new(true),
-            errors: AtomicU64::new(0),
-        })
+    /// In the shared Redis `store`; entries live `ttl`.
+    pub fn redis(store: Arc<RedisStore>, ttl: Duration) -> Self {
+        ReplyCache::Redis(RedisReplies { store, ttl })
     }
 
     /// The answer `model` (a catalog key) gave to the body of `key`, if
@@ -116,48 +104,6 @@ impl ReplyCache {
             ReplyCache::Redis(redis) => redis.insert(redis_key(scope, model, key), &reply).await,
         }
     }
-
-    /// Redis calls that failed or timed out (0 in memory).
-    pub fn store_errors(&self) -> u64 {
-        match self {
-            ReplyCache::Memory(_) => 0,
-            ReplyCache::Redis(redis) => redis.errors.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// A reconnecting connection to the Redis at `url`
-/// (`redis://[[user]:password@]host:port[/db]`, or `rediss://` for TLS as
-/// ElastiCache's in-transit encryption uses it, verified against the system's
-/// roots or the PEM file `ca_file`), each call bounded by `timeout`.
-/// Connects lazily: a Redis that is down at start is a store bypassed until
-/// it is up, not a failed start.
-pub fn connect(
-    url: &str,
-    ca_file: Option<&std::path::Path>,
-    timeout: Duration,
-) -> Result<ConnectionManager, String> {
-    let client = match ca_file {
-        None => redis::Client::open(url),
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("redis_ca_file {}: {e}", path.display()))?;
-            redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            )
-        }
-    }
-    .map_err(|e| format!("redis_url: {e}"))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(1));
-    ConnectionManager::new_lazy_with_config(client, config).map_err(|e| format!("redis_url: {e}"))
 }
 
 fn memory_key(scope: &str, model: &str, key: &str) -> String {
@@ -175,14 +121,14 @@ pub enum Flight {
 
 /// Releases a single-flight lock when dropped.
 pub struct FlightGuard {
-    connection: ConnectionManager,
+    store: Arc<RedisStore>,
     lock: String,
     token: String,
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        let mut connection = self.connection.clone();
+        let store = Arc::clone(&self.store);
         let lock = std::mem::take(&mut self.lock);
         let token = std::mem::take(&mut self.token);
         // Only our own lock: one that expired and was taken by another
@@ -191,8 +137,10 @@ impl Drop for FlightGuard {
             let script = redis::Script::new(RELEASE);
             let mut invocation = script.key(lock);
             invocation.arg(token);
-            let release = invocation.invoke_async::<i64>(&mut connection);
-            let _ = tokio::time::timeout(Duration::from_secs(1), release).await;
+            let mut connection = store.connection();
+            store
+                .call(invocation.invoke_async::<i64>(&mut connection))
+                .await;
         });
     }
 }
@@ -224,22 +172,22 @@ impl ReplyCache {
         let lock = lock_key(&reply_key);
         let token = uuid::Uuid::new_v4().to_string();
         let started = tokio::time::Instant::now();
+        let hold_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         loop {
-            let mut connection = redis.connection.clone();
-            let hold_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
             let options = redis::SetOptions::default()
                 .conditional_set(redis::ExistenceCheck::NX)
                 .with_expiration(redis::SetExpiry::PX(hold_ms));
-            let taken = tokio::time::timeout(
-                redis.timeout,
-                connection.set_options::<_, _, Option<String>>(&lock, &token, options),
-            )
-            .await;
+            let mut connection = redis.store.connection();
+            let taken = redis
+                .store
+                .call(connection.set_options::<_, _, Option<String>>(&lock, &token, options))
+                .await;
             match taken {
-                Ok(Ok(Some(_))) => {
-                    redis.up();
+                // Redis failed: lead, never worse than without the lock.
+                None => return Flight::Lead(None),
+                Some(Some(_)) => {
                     let guard = FlightGuard {
-                        connection: redis.connection.clone(),
+                        store: Arc::clone(&redis.store),
                         lock,
                         token,
                     };
@@ -250,15 +198,7 @@ impl ReplyCache {
                     }
                     return Flight::Lead(Some(guard));
                 }
-                Ok(Ok(None)) => redis.up(),
-                Ok(Err(e)) => {
-                    redis.down::<()>(&e.to_string());
-                    return Flight::Lead(None);
-                }
-                Err(_) => {
-                    redis.down::<()>("timed out");
-                    return Flight::Lead(None);
-                }
+                Some(None) => {}
             }
             // Someone else leads: wait for their answer.
             if let Some(hit) = redis.get(&reply_key).await {
@@ -283,16 +223,11 @@ pub fn redis_key(scope: &str, model: &str, key: &str) -> String {
 
 impl RedisReplies {
     async fn get(&self, key: &str) -> Option<Arc<CachedReply>> {
-        let mut connection = self.connection.clone();
-        let read = connection.get::<_, Option<String>>(key);
-        let value = match tokio::time::timeout(self.timeout, read).await {
-            Ok(Ok(value)) => {
-                self.up();
-                value?
-            }
-            Ok(Err(e)) => return self.down(&e.to_string()),
-            Err(_) => return self.down("timed out"),
-        };
+        let mut connection = self.store.connection();
+        let value = self
+            .store
+            .call(connection.get::<_, Option<String>>(key))
+            .await??;
         match serde_json::from_str::<Stored>(&value) {
             Ok(stored) => Some(Arc::new(CachedReply {
                 text: stored.text,
@@ -324,42 +259,13 @@ impl RedisReplies {
         let Ok(value) = serde_json::to_string(&stored) else {
             return;
         };
-        let mut connection = self.connection.clone();
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
-        let timeout = self.timeout;
-        let write = async move {
-            let options =
-                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl_ms));
-            tokio::time::timeout(
-                timeout,
-                connection.set_options::<_, _, ()>(key, value, options),
-            )
-            .await
-        };
-        // A failed write is a later miss; errors are counted by reads.
-        tokio::spawn(async move {
-            match write.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(error = %e, "Redis cache write failed"),
-                Err(_) => tracing::debug!("Redis cache write timed out"),
-            }
-        });
-    }
-
-    fn up(&self) {
-        if !self.healthy.swap(true, Ordering::Relaxed) {
-            tracing::info!("Redis answers again: response cache shared again");
-        }
-    }
-
-    fn down<T>(&self, error: &str) -> Option<T> {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        if self.healthy.swap(false, Ordering::Relaxed) {
-            tracing::warn!(
-                error,
-                "Redis failed: response cache bypassed until it answers"
-            );
-        }
-        None
+        let options = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl_ms));
+        let mut connection = self.store.connection();
+        // Awaited: a replica waiting on this single flight finds the answer
+        // once the lock is released. A failed write is a later miss.
+        self.store
+            .call(connection.set_options::<_, _, ()>(key, value, options))
+            .await;
     }
 }

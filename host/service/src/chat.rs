@@ -19,6 +19,7 @@ use crate::cache::{CachedReply, Flight};
 use crate::config::CacheScope;
 use crate::errors::ApiError;
 use crate::identity::Identity;
+use crate::limits::whole_secs;
 
 /// How a request arrived.
 pub struct Incoming {
@@ -294,13 +295,7 @@ async fn send_message(
         .map(|(key, _)| body_report_for(&svc.catalog, key, &input))
         .collect::<Result<_, _>>()
         .map_err(internal)?;
-    let Some(first) = prepared.first() else {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unknown_model",
-            "no model to ask",
-        ));
-    };
+    let first = prepared.first().ok_or_else(no_model)?;
 
     // 8. The response cache (TTL 300 s): the selected model's answer to
     //    its body, else a fallback's to its own (so repeats are answered
@@ -348,13 +343,13 @@ async fn send_message(
     //    (until the first cooldown ends), as does a full set of calls in
     //    flight; nothing queues up behind a dead upstream.
     if let Some(wait) = svc.invoker.health().all_cooling() {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = whole_secs(wait);
         let mut e = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "regions_cooling_down",
             format!("every region is cooling down after failures; retry in {secs} s"),
         );
-        e.retry_after = Some(secs.max(1));
+        e.retry_after = Some(secs);
         return Err(e);
     }
     let Ok(_upstream) = svc.upstream_slots.clone().try_acquire_owned() else {
@@ -377,22 +372,9 @@ async fn send_message(
         .iter()
         .zip(&models)
         .map(|(p, (_, spec))| estimate_spend(spec, &p.body))
-        .fold(None::<SpendEstimate>, |acc, e| {
-            Some(match acc {
-                Some(a) if a.tokens >= e.tokens && a.usd >= e.usd => a,
-                Some(a) => SpendEstimate {
-                    input_tokens: a.input_tokens.max(e.input_tokens),
-                    max_output_tokens: a.max_output_tokens.max(e.max_output_tokens),
-                    tokens: a.tokens.max(e.tokens),
-                    usd: a.usd.max(e.usd),
-                },
-                None => e,
-            })
-        });
-    let reservation = match most {
-        Some(most) => Some(svc.reserve(identity, &most).await?),
-        None => None,
-    };
+        .reduce(SpendEstimate::max)
+        .ok_or_else(no_model)?;
+    let reservation = svc.reserve(identity, &most).await?;
 
     // 11. Bedrock, with regional failover and the fallback model (503 when
     //     every region failed, 504 past the budget).
@@ -417,10 +399,8 @@ async fn send_message(
         Ok(reply) => (reply.usage, reply.cost_usd),
         Err(e) => (e.spent().usage, e.spent().cost_usd),
     };
-    if let Some(held) = reservation {
-        svc.settle(held, used.input_tokens + used.output_tokens, usd)
-            .await;
-    }
+    svc.settle(reservation, used.input_tokens + used.output_tokens, usd)
+        .await;
     let reply = outcome.map_err(|e| {
         svc.metrics.region_failures(e.failures());
         svc.metrics.spent(e.spent());
@@ -457,6 +437,15 @@ async fn send_message(
         cached: false,
         cache_key: answered.cache_key.clone(),
     }))
+}
+
+/// No model in the catalog to ask: a configuration defect, not the client's.
+fn no_model() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "unknown_model",
+        "no model to ask",
+    )
 }
 
 /// The answer a cache hit gives: the cached text, no cost, in the session.

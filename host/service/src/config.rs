@@ -389,27 +389,38 @@ const MAX_MS: u64 = 24 * 60 * 60 * 1000;
 /// Refuses values the service could not use: zero where something must
 /// run, and times that would overflow a deadline (`now + budget`).
 fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
+    // Every time setting, in ms, and whether it must be at least 1 (a zero
+    // that means "at once" or "never" is allowed only where it makes sense).
     let times = [
-        ("sync_budget_ms", c.sync_budget_ms),
-        ("stream_budget_ms", c.stream_budget_ms),
-        ("stream_idle_ms", c.stream_idle_ms),
-        ("policy_call_timeout_ms", c.policy_call_timeout_ms),
-        ("policy_call_ms_per_kib", c.policy_call_ms_per_kib),
-        ("drain_ms", c.drain_ms),
-        ("redis_timeout_ms", c.redis_timeout_ms),
-        ("emulator_ttft_ms", c.emulator_ttft_ms),
-        ("emulator_per_token_ms", c.emulator_per_token_ms),
-        ("cache_ttl_secs", c.cache_ttl_secs.saturating_mul(1000)),
-        ("session_ttl_secs", c.session_ttl_secs.saturating_mul(1000)),
-        ("header_timeout_ms", c.header_timeout_ms),
-        ("idle_timeout_ms", c.idle_timeout_ms),
-        ("write_timeout_ms", c.write_timeout_ms),
-        ("ws_idle_timeout_ms", c.ws_idle_timeout_ms),
-        ("ws_ping_interval_ms", c.ws_ping_interval_ms),
-        ("ws_max_lifetime_ms", c.ws_max_lifetime_ms),
+        ("sync_budget_ms", c.sync_budget_ms, true),
+        ("stream_budget_ms", c.stream_budget_ms, true),
+        ("stream_idle_ms", c.stream_idle_ms, true),
+        ("policy_call_timeout_ms", c.policy_call_timeout_ms, true),
+        ("policy_call_ms_per_kib", c.policy_call_ms_per_kib, false),
+        ("drain_ms", c.drain_ms, false),
+        ("redis_timeout_ms", c.redis_timeout_ms, true),
+        ("emulator_ttft_ms", c.emulator_ttft_ms, false),
+        ("emulator_per_token_ms", c.emulator_per_token_ms, false),
+        (
+            "cache_ttl_secs",
+            c.cache_ttl_secs.saturating_mul(1000),
+            false,
+        ),
+        (
+            "session_ttl_secs",
+            c.session_ttl_secs.saturating_mul(1000),
+            false,
+        ),
+        ("header_timeout_ms", c.header_timeout_ms, true),
+        ("idle_timeout_ms", c.idle_timeout_ms, true),
+        ("write_timeout_ms", c.write_timeout_ms, true),
+        ("ws_idle_timeout_ms", c.ws_idle_timeout_ms, true),
+        ("ws_ping_interval_ms", c.ws_ping_interval_ms, true),
+        ("ws_max_lifetime_ms", c.ws_max_lifetime_ms, true),
         (
             "user_token_max_ttl_secs",
             c.user_token_max_ttl_secs.saturating_mul(1000),
+            true,
         ),
     ];
     let models = c
@@ -418,8 +429,8 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
         .iter()
         .map(|(key, m)| (format!("catalog.models.{key}.timeoutMs"), m.timeout_ms));
     for (key, ms) in times
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
+        .iter()
+        .map(|(k, v, _)| (k.to_string(), *v))
         .chain(models)
     {
         if ms > MAX_MS {
@@ -428,28 +439,21 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
             ));
         }
     }
-    let at_least_one = [
-        ("sync_budget_ms", c.sync_budget_ms),
-        ("stream_budget_ms", c.stream_budget_ms),
-        ("stream_idle_ms", c.stream_idle_ms),
-        ("policy_call_timeout_ms", c.policy_call_timeout_ms),
+    let counts = [
         ("policy_workers", c.policy_workers as u64),
         ("policy_max_memory_mib", c.policy_max_memory_mib as u64),
         ("max_connections", c.max_connections as u64),
-        ("header_timeout_ms", c.header_timeout_ms),
-        ("idle_timeout_ms", c.idle_timeout_ms),
-        ("write_timeout_ms", c.write_timeout_ms),
-        ("ws_idle_timeout_ms", c.ws_idle_timeout_ms),
-        ("ws_ping_interval_ms", c.ws_ping_interval_ms),
-        ("ws_max_lifetime_ms", c.ws_max_lifetime_ms),
         ("ws_max_frame_bytes", c.ws_max_frame_bytes as u64),
         ("ws_max_message_bytes", c.ws_max_message_bytes as u64),
         ("max_upstream_calls", c.max_upstream_calls as u64),
-        ("redis_timeout_ms", c.redis_timeout_ms),
         ("max_session_bytes", c.max_session_bytes as u64),
-        ("user_token_max_ttl_secs", c.user_token_max_ttl_secs),
     ];
-    if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+    let at_least_one = times
+        .iter()
+        .filter(|(_, _, nonzero)| *nonzero)
+        .map(|(k, v, _)| (*k, *v))
+        .chain(counts);
+    if let Some((key, _)) = at_least_one.into_iter().find(|(_, v)| *v == 0) {
         return Err(format!("configuration: {key} must be at least 1"));
     }
     if c.policy_workers > MAX_IDLE {

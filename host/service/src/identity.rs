@@ -196,11 +196,7 @@ impl Authenticator {
         else {
             return Err(invalid());
         };
-        let header: JoseHeader = URL_SAFE_NO_PAD
-            .decode(head)
-            .ok()
-            .and_then(|h| serde_json::from_slice(&h).ok())
-            .ok_or_else(invalid)?;
+        let header: JoseHeader = decode_part(head).ok_or_else(invalid)?;
         // Only HS256: no "none", no public-key algorithms to confuse.
         if header.alg != "HS256" {
             return Err(invalid());
@@ -216,11 +212,7 @@ impl Authenticator {
         if !verified {
             return Err(invalid());
         }
-        let claims: Claims = URL_SAFE_NO_PAD
-            .decode(payload)
-            .ok()
-            .and_then(|p| serde_json::from_slice(&p).ok())
-            .ok_or_else(invalid)?;
+        let claims: Claims = decode_part(payload).ok_or_else(invalid)?;
         if claims.sub.is_empty() || claims.sub.len() > MAX_SUBJECT {
             return Err(invalid());
         }
@@ -242,6 +234,19 @@ impl Authenticator {
             expires_at: Some(claims.exp),
         })
     }
+}
+
+/// One JSON part of a JWT (base64url without padding).
+fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Now, in Unix seconds (what token expiries are written in).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Signs `claims` as an HS256 JWT with `secret`: what a store's backend

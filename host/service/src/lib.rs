@@ -17,6 +17,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod outcome;
+pub mod redis_store;
 pub mod routes;
 pub mod server;
 pub mod sessions;

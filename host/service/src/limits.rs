@@ -28,7 +28,7 @@ impl Limited {
     /// Whole seconds for `Retry-After` (at least 1).
     pub fn retry_after_secs(self) -> u64 {
         let (Limited::Overall(wait) | Limited::Client(wait)) = self;
-        (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+        whole_secs(wait)
     }
 
     /// Stable snake_case code.
@@ -38,6 +38,12 @@ impl Limited {
             Limited::Client(_) => "client_rate_limited",
         }
     }
+}
+
+/// `wait` rounded up to whole seconds, at least 1: a `Retry-After` that
+/// never asks to come back too early.
+pub fn whole_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 type Overall<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -77,9 +83,16 @@ impl RateLimits<DefaultClock> {
     }
 }
 
-/// `percent` of `n`, at least 1.
-fn share(n: u32, percent: u32) -> u32 {
-    (u64::from(n) * u64::from(percent) / 100).max(1) as u32
+/// The rate and burst of a light client: at most one request a second,
+/// two at once.
+pub const LIGHT: (u32, u32) = (1, 2);
+
+/// What busy clients may use of the overall `(rate, burst)`: all of it but
+/// `reserve_percent`, each at least 1.
+pub fn busy_share((rate, burst): (u32, u32), reserve_percent: u32) -> (u32, u32) {
+    let busy = u64::from(100 - reserve_percent.min(100));
+    let share = |n: u32| (u64::from(n) * busy / 100).max(1) as u32;
+    (share(rate), share(burst))
 }
 
 impl<C: Clock + Clone> RateLimits<C> {
@@ -90,18 +103,18 @@ impl<C: Clock + Clone> RateLimits<C> {
         reserve_percent: u32,
         clock: C,
     ) -> Result<Self, String> {
-        let busy = 100 - reserve_percent.min(100);
+        let (busy_rate, busy_burst) = busy_share((rate, burst), reserve_percent);
         Ok(RateLimits {
             overall: RateLimiter::direct_with_clock(quota(rate, burst)?, clock.clone()),
             busy_share: RateLimiter::direct_with_clock(
-                quota(share(rate, busy), share(burst, busy))?,
+                quota(busy_rate, busy_burst)?,
                 clock.clone(),
             ),
             per_client: RateLimiter::dashmap_with_clock(
                 quota(client_rate, client_burst)?,
                 clock.clone(),
             ),
-            light: RateLimiter::dashmap_with_clock(quota(1, 2)?, clock.clone()),
+            light: RateLimiter::dashmap_with_clock(quota(LIGHT.0, LIGHT.1)?, clock.clone()),
             clock,
         })
     }

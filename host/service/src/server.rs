@@ -17,8 +17,11 @@ use crate::conn::{self, ConnLimits, Tracker};
 use crate::identity::Authenticator;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
+use crate::redis_store::RedisStore;
 use crate::routes::{admin_router, router};
 use crate::sessions::MemorySessions;
+use crate::shared_budgets::SharedBudgets;
+use crate::shared_limits::SharedLimits;
 use mangaassist_bedrock::clock::SystemClock;
 use mangaassist_bedrock::invoker::{CredentialSource, Invoker, InvokerConfig, RegionEndpoint};
 use mangaassist_emulator::{self as emulator, EmulatorConfig, EmulatorHandle, Latency};
@@ -193,31 +196,35 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         .transpose()
         .map_err(|e| format!("cannot read the admin address: {e}"))?;
     let ttl = Duration::from_secs(config.cache_ttl_secs);
-    let redis_timeout = Duration::from_millis(config.redis_timeout_ms);
-    let (cache, shared_limits, shared_budgets) = match &config.redis_url {
+    // One connection for everything replicas share.
+    let redis = match &config.redis_url {
         Some(url) => {
             tracing::info!(
-                "response cache, rate limits and spend budgets in Redis, shared by every replica"
+                "response cache, rate limits, spend budgets and region cooldowns in Redis, shared by every replica"
             );
-            let connection =
-                crate::cache::connect(url, config.redis_ca_file.as_deref(), redis_timeout)?;
-            let limits = crate::shared_limits::SharedLimits::new(
-                connection.clone(),
-                redis_timeout,
-                (config.rate_per_second, config.rate_burst),
-                (config.client_rate_per_second, config.client_rate_burst),
-                config.rate_reserve_percent,
-            );
-            let budgets =
-                crate::shared_budgets::SharedBudgets::new(connection.clone(), redis_timeout);
-            (
-                ReplyCache::redis(connection, ttl, redis_timeout),
-                Some(limits),
-                Some(budgets),
-            )
+            Some(Arc::new(RedisStore::connect(
+                url,
+                config.redis_ca_file.as_deref(),
+                Duration::from_millis(config.redis_timeout_ms),
+            )?))
         }
-        None => (ReplyCache::new(ttl, config.cache_capacity), None, None),
+        None => None,
     };
+    let cache = match &redis {
+        Some(store) => ReplyCache::redis(Arc::clone(store), ttl),
+        None => ReplyCache::new(ttl, config.cache_capacity),
+    };
+    let shared_limits = redis.as_ref().map(|store| {
+        SharedLimits::new(
+            Arc::clone(store),
+            (config.rate_per_second, config.rate_burst),
+            (config.client_rate_per_second, config.client_rate_burst),
+            config.rate_reserve_percent,
+        )
+    });
+    let shared_budgets = redis
+        .as_ref()
+        .map(|store| SharedBudgets::new(Arc::clone(store)));
     let (stop, stopping) = watch::channel(false);
     let service = Arc::new(Service {
         policy,
@@ -236,6 +243,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         auth: Authenticator::new(&config),
         budgets: Budgets::new(Arc::new(SystemClock::new())),
         shared_budgets,
+        redis,
         upstream_slots: Arc::new(tokio::sync::Semaphore::new(config.max_upstream_calls)),
         metrics: Metrics::new(),
         connections: Tracker::new(config.max_connections),
@@ -245,13 +253,8 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     });
 
     spawn_upkeep(Arc::clone(&service), stopping.clone());
-    if let Some(url) = &service.config.redis_url {
-        crate::shared_health::share(
-            Arc::clone(&service),
-            crate::cache::connect(url, service.config.redis_ca_file.as_deref(), redis_timeout)?,
-            redis_timeout,
-            stopping.clone(),
-        )?;
+    if let Some(store) = &service.redis {
+        crate::shared_health::share(Arc::clone(&service), Arc::clone(store), stopping.clone())?;
     }
     let c = &service.config;
     let limits = ConnLimits {

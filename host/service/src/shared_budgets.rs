@@ -6,14 +6,12 @@
 //! budgets until it answers again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use mangaassist_core::spend::SpendEstimate;
-use redis::aio::ConnectionManager;
 
 use crate::budgets::{OverBudget, Reservation};
 use crate::identity::Allowance;
+use crate::redis_store::RedisStore;
 
 /// Refills, then takes the reservation or says which budget is short and
 /// for how many ms. Hash fields: tokens, usd (levels), at (server seconds).
@@ -76,12 +74,9 @@ pub enum Held {
 
 /// The budgets in Redis.
 pub struct SharedBudgets {
-    connection: ConnectionManager,
-    timeout: Duration,
+    store: Arc<RedisStore>,
     reserve: redis::Script,
     settle: redis::Script,
-    healthy: AtomicBool,
-    errors: AtomicU64,
 }
 
 fn key(who: &str) -> String {
@@ -89,15 +84,12 @@ fn key(who: &str) -> String {
 }
 
 impl SharedBudgets {
-    /// Budgets over `connection`, each call bounded by `timeout`.
-    pub fn new(connection: ConnectionManager, timeout: Duration) -> Self {
+    /// Budgets in the shared Redis `store`.
+    pub fn new(store: Arc<RedisStore>) -> Self {
         SharedBudgets {
-            connection,
-            timeout,
+            store,
             reserve: redis::Script::new(RESERVE),
             settle: redis::Script::new(SETTLE),
-            healthy: AtomicBool::new(true),
-            errors: AtomicU64::new(0),
         }
     }
 
@@ -115,16 +107,11 @@ impl SharedBudgets {
             .arg(allowance.usd_per_day)
             .arg(spend.tokens as f64)
             .arg(spend.usd);
-        let mut connection = self.connection.clone();
-        let call = invocation.invoke_async::<(u8, u64)>(&mut connection);
-        let (code, wait_ms) = match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return self.down(&e.to_string()),
-            Err(_) => return self.down("timed out"),
-        };
-        if !self.healthy.swap(true, Ordering::Relaxed) {
-            tracing::info!("Redis answers again: spend budgets shared by the fleet again");
-        }
+        let mut connection = self.store.connection();
+        let (code, wait_ms) = self
+            .store
+            .call(invocation.invoke_async::<(u8, u64)>(&mut connection))
+            .await?;
         let wait = wait_ms as f64 / 1000.0;
         Some(match code {
             0 => Ok(Held::Shared {
@@ -138,8 +125,8 @@ impl SharedBudgets {
         })
     }
 
-    /// Settles a shared reservation with what the call used (a failure is
-    /// logged: the reservation then stays charged, which fails safe).
+    /// Settles a shared reservation with what the call used (when Redis
+    /// fails the reservation stays charged, which fails safe).
     pub async fn settle(&self, held: &Held, used_tokens: u64, used_usd: f64) {
         let Held::Shared {
             key,
@@ -156,32 +143,9 @@ impl SharedBudgets {
             .arg(allowance.usd_per_day)
             .arg(*tokens as f64 - used_tokens as f64)
             .arg(usd - used_usd);
-        let mut connection = self.connection.clone();
-        let call = invocation.invoke_async::<i64>(&mut connection);
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                self.down(&e.to_string());
-            }
-            Err(_) => {
-                self.down("timed out");
-            }
-        }
-    }
-
-    /// Calls that failed or timed out.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
-    }
-
-    fn down(&self, error: &str) -> Option<Result<Held, OverBudget>> {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        if self.healthy.swap(false, Ordering::Relaxed) {
-            tracing::warn!(
-                error,
-                "Redis failed: spend budgets are per replica until it answers"
-            );
-        }
-        None
+        let mut connection = self.store.connection();
+        self.store
+            .call(invocation.invoke_async::<i64>(&mut connection))
+            .await;
     }
 }

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::app::Service;
+use crate::redis_store::RedisStore;
 
 /// How often a replica reads the fleet's cooldowns.
 const EVERY: Duration = Duration::from_millis(250);
@@ -42,18 +42,17 @@ return out
 /// `stopping`.
 pub fn share(
     svc: Arc<Service>,
-    connection: ConnectionManager,
-    timeout: Duration,
+    store: Arc<RedisStore>,
     mut stopping: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let publisher = connection.clone();
+    let publisher = Arc::clone(&store);
     svc.invoker
         .health()
         .on_cooldown(Box::new(move |region, cooldown, failures, error| {
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 return;
             };
-            let mut connection = publisher.clone();
+            let store = Arc::clone(&publisher);
             let key = key(region);
             let value = serde_json::to_string(&Cooling {
                 failures,
@@ -64,15 +63,15 @@ pub fn share(
             runtime.spawn(async move {
                 let options =
                     redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ms));
-                let write = redis::AsyncCommands::set_options::<_, _, ()>(
-                    &mut connection,
-                    key,
-                    value,
-                    options,
-                );
-                if !matches!(tokio::time::timeout(timeout, write).await, Ok(Ok(()))) {
-                    tracing::debug!("could not publish a region cooldown to Redis");
-                }
+                let mut connection = store.connection();
+                store
+                    .call(redis::AsyncCommands::set_options::<_, _, ()>(
+                        &mut connection,
+                        key,
+                        value,
+                        options,
+                    ))
+                    .await;
             });
         }))?;
     let regions: Vec<String> = svc
@@ -94,9 +93,9 @@ pub fn share(
             for region in &regions {
                 invocation.key(key(region));
             }
-            let mut connection = connection.clone();
+            let mut connection = store.connection();
             let read = invocation.invoke_async::<Vec<String>>(&mut connection);
-            let Ok(Ok(values)) = tokio::time::timeout(timeout, read).await else {
+            let Some(values) = store.call(read).await else {
                 continue;
             };
             for (region, pair) in regions.iter().zip(values.chunks(2)) {

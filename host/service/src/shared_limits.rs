@@ -4,12 +4,11 @@
 //! server's clock. A Redis that fails or is slow hands the decision back to
 //! the replica's own limits (logged once, counted) until it answers again.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
-use crate::limits::Limited;
+use crate::limits::{Limited, busy_share};
+use crate::redis_store::RedisStore;
 
 /// One GCRA bucket: emission interval and burst, in microseconds.
 #[derive(Debug, Clone, Copy)]
@@ -58,38 +57,31 @@ return {0, 0}
 
 /// The limits in Redis.
 pub struct SharedLimits {
-    connection: ConnectionManager,
-    timeout: Duration,
+    store: Arc<RedisStore>,
     script: redis::Script,
     client: Gcra,
     light: Gcra,
     busy: Gcra,
     overall: Gcra,
-    healthy: AtomicBool,
-    errors: AtomicU64,
 }
 
 impl SharedLimits {
     /// The same quotas as [`crate::limits::RateLimits::new`].
     pub fn new(
-        connection: ConnectionManager,
-        timeout: Duration,
+        store: Arc<RedisStore>,
         (rate, burst): (u32, u32),
         (client_rate, client_burst): (u32, u32),
         reserve_percent: u32,
     ) -> Self {
-        let busy = 100 - reserve_percent.min(100);
-        let share = |n: u32| (u64::from(n) * u64::from(busy) / 100).max(1) as u32;
+        let (busy_rate, busy_burst) = busy_share((rate, burst), reserve_percent);
+        let (light_rate, light_burst) = crate::limits::LIGHT;
         SharedLimits {
-            connection,
-            timeout,
+            store,
             script: redis::Script::new(ADMIT),
             client: Gcra::new(client_rate, client_burst),
-            light: Gcra::new(1, 2),
-            busy: Gcra::new(share(rate), share(burst)),
+            light: Gcra::new(light_rate, light_burst),
+            busy: Gcra::new(busy_rate, busy_burst),
             overall: Gcra::new(rate, burst),
-            healthy: AtomicBool::new(true),
-            errors: AtomicU64::new(0),
         }
     }
 
@@ -106,37 +98,16 @@ impl SharedLimits {
         for g in [self.client, self.light, self.busy, self.overall] {
             invocation.arg(g.interval_us).arg(g.tolerance_us);
         }
-        let mut connection = self.connection.clone();
-        let call = invocation.invoke_async::<(u8, u64)>(&mut connection);
-        let answer = match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return self.down(&e.to_string()),
-            Err(_) => return self.down("timed out"),
-        };
-        if !self.healthy.swap(true, Ordering::Relaxed) {
-            tracing::info!("Redis answers again: rate limits shared by the fleet again");
-        }
+        let mut connection = self.store.connection();
+        let answer = self
+            .store
+            .call(invocation.invoke_async::<(u8, u64)>(&mut connection))
+            .await?;
         let wait = Duration::from_micros(answer.1);
         Some(match answer.0 {
             0 => Ok(()),
             1 => Err(Limited::Client(wait)),
             _ => Err(Limited::Overall(wait)),
         })
-    }
-
-    /// Calls that failed or timed out.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
-    }
-
-    fn down(&self, error: &str) -> Option<Result<(), Limited>> {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        if self.healthy.swap(false, Ordering::Relaxed) {
-            tracing::warn!(
-                error,
-                "Redis failed: rate limits are per replica until it answers"
-            );
-        }
-        None
     }
 }

@@ -122,10 +122,9 @@ async fn connection(
     let opened = tokio::time::Instant::now();
     let mut lifetime = Duration::from_millis(config.ws_max_lifetime_ms);
     if let Some(expires) = identity.expires_at {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        lifetime = lifetime.min(Duration::from_secs(expires.saturating_sub(now)));
+        lifetime = lifetime.min(Duration::from_secs(
+            expires.saturating_sub(crate::identity::unix_now()),
+        ));
     }
     let end_of_life = opened + lifetime;
     let idle = Duration::from_millis(config.ws_idle_timeout_ms);

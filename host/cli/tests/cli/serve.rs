@@ -36,17 +36,21 @@ fn spawn(environment: &str) -> Child {
 /// A dev `serve` and the address it says it listens on.
 fn start() -> (Child, SocketAddr) {
     let mut child = spawn("dev");
+    let addr = listening(&mut child);
+    (child, addr)
+}
+
+/// The address `serve` says on its first line of stdout it listens on.
+fn listening(child: &mut Child) -> SocketAddr {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .trim()
+    line.trim()
         .strip_prefix("mangaassist listening on http://")
         .and_then(|a| a.strip_suffix('/'))
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
-        .unwrap();
-    (child, addr)
+        .unwrap()
 }
 
 fn signal(child: &Child, name: &str) {
@@ -161,15 +165,7 @@ fn floods_leave_the_process_answering_and_bounded() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .trim_start_matches("mangaassist listening on http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let addr = listening(&mut child);
     let pid = child.id();
     assert_eq!(send(addr, "準備はいいですか").status, 200);
     let (rss0, fds0) = resources(pid);

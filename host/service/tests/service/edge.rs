@@ -8,13 +8,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use mangaassist_service::identity::{Claims, hash_key, mint};
+use mangaassist_service::identity::{Claims, hash_key, mint, unix_now};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::http::{Response, exchange, get, raw_request};
+use crate::http::{Response, exchange, get, post_chat_with, raw_request};
 use crate::serve::serve;
 
 const SECRET: &str = "a user-token secret of 32 bytes or more";
@@ -31,12 +31,7 @@ fn guarded(extra: &str) -> crate::serve::Running {
 }
 
 fn chat(addr: SocketAddr, headers: &[&str], body: &Value) -> Response {
-    let mut all = vec!["Content-Type: application/json"];
-    all.extend_from_slice(headers);
-    exchange(
-        addr,
-        &raw_request("POST", "/v1/chat", &all, body.to_string().as_bytes()),
-    )
+    post_chat_with(addr, headers, body.to_string().as_bytes())
 }
 
 fn ask(message: &str) -> Value {
@@ -45,13 +40,6 @@ fn ask(message: &str) -> Value {
 
 fn code(r: &Response) -> String {
     r.code()
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn token(sub: &str, ttl: u64) -> String {

@@ -136,15 +136,14 @@ pub fn raw_request(method: &str, path: &str, headers: &[&str], body: &[u8]) -> V
 
 /// POST /v1/chat with a JSON body.
 pub fn post_chat(addr: SocketAddr, body: &[u8]) -> Response {
-    exchange(
-        addr,
-        &raw_request(
-            "POST",
-            "/v1/chat",
-            &["Content-Type: application/json"],
-            body,
-        ),
-    )
+    post_chat_with(addr, &[], body)
+}
+
+/// POST /v1/chat with a JSON body and extra header lines (credentials).
+pub fn post_chat_with(addr: SocketAddr, headers: &[&str], body: &[u8]) -> Response {
+    let mut all = vec!["Content-Type: application/json"];
+    all.extend_from_slice(headers);
+    exchange(addr, &raw_request("POST", "/v1/chat", &all, body))
 }
 
 /// GET a path.

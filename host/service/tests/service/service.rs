@@ -221,19 +221,15 @@ fn rate_limits_answer_429_with_retry_after() {
     // A known API key is a client of its own, with its own budget; a key
     // made up on the spot is refused, and counted against the address.
     let keyed = |key: &str| {
-        raw_request(
-            "POST",
-            "/v1/chat",
-            &[
-                "Content-Type: application/json",
-                &format!("X-Api-Key: {key}"),
-            ],
+        crate::http::post_chat_with(
+            addr,
+            &[&format!("X-Api-Key: {key}")],
             br#"{"action":"sendMessage","data":{"message":"hi"}}"#,
         )
     };
-    assert_eq!(exchange(addr, &keyed("shop-42-secret")).status, 200);
+    assert_eq!(keyed("shop-42-secret").status, 200);
     for made_up in ["shop-42", "x1", "x2"] {
-        assert_error(&exchange(addr, &keyed(made_up)), 429, "client_rate_limited");
+        assert_error(&keyed(made_up), 429, "client_rate_limited");
     }
 
     let running = serve("rate_per_second = 1\nrate_burst = 1");
