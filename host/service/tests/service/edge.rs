@@ -539,3 +539,77 @@ fn websockets_are_bounded_in_frames_idleness_and_lifetime() {
     assert_eq!(get(addr, "/healthz").status, 200);
     assert!(closed_within(&mut raw, Duration::from_secs(3)));
 }
+
+#[test]
+fn a_client_that_does_not_read_is_dropped_after_the_write_timeout() {
+    let running = serve("write_timeout_ms = 500");
+    let addr = running.addr();
+    // Thousands of pipelined requests for a 7 KB file, never read: the
+    // answers fill both socket buffers and the server's write blocks.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    let request = b"GET /app.js HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut writer = stalled.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..5000 {
+            if writer.write_all(request).is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    while running.server().connections().open() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "never accepted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    while running.server().connections().open() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a client that does not read kept its connection"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(get(addr, "/healthz").status, 200);
+    let _ = stalled.set_read_timeout(Some(Duration::from_millis(10)));
+    let _ = stalled.read(&mut [0u8; 16]);
+}
+
+#[test]
+fn a_websocket_message_over_its_limit_in_small_frames_is_closed() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let running = serve("ws_max_frame_bytes = 32768\nws_max_message_bytes = 65536");
+    let url = format!("ws://{}/v1/ws", running.addr());
+    running.runtime.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        // Three fragments of 30 KB: each frame is within its limit, the
+        // message (90 KB) is not.
+        let chunk = vec![b'x'; 30 * 1024];
+        let frames = [
+            Frame::message(chunk.clone(), OpCode::Data(Data::Text), false),
+            Frame::message(chunk.clone(), OpCode::Data(Data::Continue), false),
+            Frame::message(chunk, OpCode::Data(Data::Continue), true),
+        ];
+        for frame in frames {
+            if ws.send(Message::Frame(frame)).await.is_err() {
+                break;
+            }
+        }
+        let close = loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(close.unwrap().code, CloseCode::Size);
+    });
+}

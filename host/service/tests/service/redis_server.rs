@@ -36,6 +36,8 @@ impl RedisServer {
                 "--protected-mode",
                 "yes",
             ])
+            // DEBUG SLEEP makes a slow Redis for the tests.
+            .args(["--enable-debug-command", "local"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -377,3 +377,38 @@ fn redis_over_tls_with_a_password() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A Redis that hangs (DEBUG SLEEP) costs each request at most the Redis
+/// timeout: answers go on, uncached, and are counted as store failures.
+#[test]
+fn a_slow_redis_costs_a_timeout_not_an_answer() {
+    let redis = RedisServer::start();
+    let config = format!("redis_url = {:?}\nredis_timeout_ms = 100", redis.url());
+    let a = serve(&config);
+    assert_eq!(ask(a.addr(), "準備の質問")["cached"], false);
+    let port = redis.port;
+    let sleeper = std::thread::spawn(move || {
+        // Blocks the server (and this connection) for 3 s.
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(&mut s, b"*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$1\r\n3\r\n")
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+        assert_eq!(&buf[..n], b"+OK\r\n", "DEBUG SLEEP refused");
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let before = redis_errors(&a);
+    for i in 0..3 {
+        let started = Instant::now();
+        let r = ask(a.addr(), &format!("遅い Redis の間の質問{i}"));
+        assert_eq!(r["cached"], false);
+        // Cache lookup, lock, limits, budgets: each at most 100 ms.
+        assert!(
+            started.elapsed() < Duration::from_millis(1_500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(redis_errors(&a) > before);
+    sleeper.join().unwrap();
+}
