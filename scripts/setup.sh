@@ -85,6 +85,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # The package starts a system instance on 6379; the tests use their own.
   as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now redis-server >/dev/null 2>&1 || true'
 fi
+# moto's server for DynamoDB, SQS and SSM, in the project's own virtual
+# environment (nothing installed system-wide), every package pinned.
+moto_venv="$here/.venv/moto"
+moto_requirements="$here/scripts/python/moto-requirements.txt"
+if ! cmp -s "$moto_requirements" "$moto_venv/.installed" 2>/dev/null; then
+  say "pip install moto[server] into .venv/moto (about 30 seconds, once)"
+  if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
+  rm -rf "$moto_venv"
+  python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check -r "$moto_requirements"
+  cp "$moto_requirements" "$moto_venv/.installed"
+fi
 if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ]; then
   say "npm ci in tests/e2e (playwright-core)"
   (cd "$here/tests/e2e" && npm ci --no-audit --no-fund --silent)
@@ -95,4 +110,4 @@ case "$py_unicode" in
   14.*) ;;
   *) echo "setup: note: Python's Unicode is $py_unicode; the corpus cross-check was written against 14 (Python 3.11)" >&2 ;;
 esac
-say "toolchain ready: $(cargo --version), $(wasm-bindgen --version), $(wasm-tools --version), node $(node --version), python $(python3 -c 'import sys; print(sys.version.split()[0])') (Unicode $py_unicode)"
+say "toolchain ready: $(cargo --version), $(wasm-bindgen --version), $(wasm-tools --version), $(redis-server --version | cut -d' ' -f1-3), moto $("$moto_venv/bin/python" -c 'import moto; print(moto.__version__)'), node $(node --version), python $(python3 -c 'import sys; print(sys.version.split()[0])') (Unicode $py_unicode)"

@@ -97,6 +97,18 @@ impl InvokerConfig {
     }
 }
 
+/// The one HTTPS client the AWS SDKs are given (rustls with ring; the SDK's
+/// default would add aws-lc-sys, a long C build), keeping up to
+/// `pool_size` idle connections per host.
+pub fn https_client(pool_size: usize) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .pool_max_idle_per_host(pool_size)
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// Tokens a call used, as the model reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -226,12 +238,7 @@ impl Invoker {
         if config.regions.is_empty() {
             return Err("no Bedrock regions configured".into());
         }
-        let http = aws_smithy_http_client::Builder::new()
-            .pool_max_idle_per_host(config.profile.pool_size)
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
+        let http = https_client(config.profile.pool_size);
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.profile.connect_timeout)
             .read_timeout(config.profile.read_timeout)

@@ -85,6 +85,16 @@ pub enum Command {
         #[arg(long, default_value_t = 600)]
         ttl_secs: u64,
     },
+    /// Create the DynamoDB table replicas share sessions in (on-demand
+    /// billing, `sessionId` key, TTL on `expiresAt`) and wait until it is
+    /// active; an existing table is left as it is. Region, credentials and
+    /// endpoint: the AWS SDK's standard settings (AWS_REGION, AWS_PROFILE,
+    /// AWS_ENDPOINT_URL_DYNAMODB, ...).
+    SessionsTable {
+        /// Table name (the service's `sessions_table`).
+        #[arg(long, default_value = "mangaassist-sessions")]
+        table: String,
+    },
     /// Run the local Bedrock emulator (deterministic, clearly labelled replies).
     Emulator {
         /// Address to listen on.

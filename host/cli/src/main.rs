@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod lines;
 mod serve;
+mod stores;
 
 use std::io::{self, BufReader, BufWriter};
 use std::path::Path;
@@ -103,6 +104,7 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
         ),
         Command::Serve { listen, config } => run_service(listen, config.as_deref()),
+        Command::SessionsTable { table } => stores::create_sessions_table(&table),
     }
 }
 

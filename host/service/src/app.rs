@@ -17,7 +17,7 @@ use crate::errors::ApiError;
 use crate::identity::{Authenticator, Identity, unix_now};
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
-use crate::sessions::SessionStore;
+use crate::sessions::Sessions;
 
 /// The service's shared state.
 pub struct Service {
@@ -35,7 +35,7 @@ pub struct Service {
     /// Answers by cache key.
     pub cache: ReplyCache,
     /// Conversation history.
-    pub sessions: Arc<dyn SessionStore>,
+    pub sessions: Sessions,
     /// Overall and per-client rate limits of this replica.
     pub limits: RateLimits,
     /// The same limits shared by the fleet in Redis, when configured.

@@ -139,7 +139,7 @@ impl Drop for FlightGuard {
             invocation.arg(token);
             let mut connection = store.connection();
             store
-                .call(invocation.invoke_async::<i64>(&mut connection))
+                .call("unlock", invocation.invoke_async::<i64>(&mut connection))
                 .await;
         });
     }
@@ -180,7 +180,10 @@ impl ReplyCache {
             let mut connection = redis.store.connection();
             let taken = redis
                 .store
-                .call(connection.set_options::<_, _, Option<String>>(&lock, &token, options))
+                .call(
+                    "lock",
+                    connection.set_options::<_, _, Option<String>>(&lock, &token, options),
+                )
                 .await;
             match taken {
                 // Redis failed: lead, never worse than without the lock.
@@ -226,7 +229,7 @@ impl RedisReplies {
         let mut connection = self.store.connection();
         let value = self
             .store
-            .call(connection.get::<_, Option<String>>(key))
+            .call("get", connection.get::<_, Option<String>>(key))
             .await??;
         match serde_json::from_str::<Stored>(&value) {
             Ok(stored) => Some(Arc::new(CachedReply {
@@ -265,7 +268,10 @@ impl RedisReplies {
         // Awaited: a replica waiting on this single flight finds the answer
         // once the lock is released. A failed write is a later miss.
         self.store
-            .call(connection.set_options::<_, _, ()>(key, value, options))
+            .call(
+                "set",
+                connection.set_options::<_, _, ()>(key, value, options),
+            )
             .await;
     }
 }

@@ -194,11 +194,18 @@ pub async fn handle(
             let turns = svc
                 .sessions
                 .history(&session_id, owner)
+                .await
+                .map_err(sessions_unavailable)?
                 .ok_or_else(session_not_found)?;
             Ok(Answer::History { session_id, turns })
         }
         (Action::ClearSession, Some(session_id)) => {
-            if !svc.sessions.clear(&session_id, owner) {
+            if !svc
+                .sessions
+                .clear(&session_id, owner)
+                .await
+                .map_err(sessions_unavailable)?
+            {
                 return Err(session_not_found());
             }
             Ok(Answer::Cleared {
@@ -207,18 +214,23 @@ pub async fn handle(
             })
         }
         (Action::SendMessage, session_id) => {
-            let (session_id, history) = match session_id {
-                Some(id) => {
-                    let history = svc
-                        .sessions
-                        .history(&id, owner)
-                        .ok_or_else(session_not_found)?;
-                    (id, history)
-                }
-                None => (uuid::Uuid::new_v4().to_string(), Vec::new()),
+            let (session_id, history, create) = match session_id {
+                Some(id) => match svc.sessions.history(&id, owner).await {
+                    Ok(history) => (id, history.ok_or_else(session_not_found)?, false),
+                    // The shared store is down: answered without the
+                    // history rather than not at all; the exchange is kept
+                    // for an existing session of the caller's only (a
+                    // client-chosen id cannot start one this way).
+                    Err(e) => {
+                        tracing::warn!(session_id = id, error = %e, "answering without the session's history");
+                        (id, Vec::new(), false)
+                    }
+                },
+                None => (uuid::Uuid::new_v4().to_string(), Vec::new(), true),
             };
             let message = Message {
                 session_id,
+                create,
                 history,
                 text: request.message,
                 preference: request.model_preference,
@@ -233,6 +245,18 @@ pub async fn handle(
     }
 }
 
+/// The shared session store did not answer (a read must not guess).
+fn sessions_unavailable(e: crate::sessions::Unavailable) -> ApiError {
+    tracing::warn!(error = %e, "session store unavailable");
+    let mut e = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "sessions_unavailable",
+        "the session store is not answering; try again shortly (sending messages still works)",
+    );
+    e.retry_after = Some(1);
+    e
+}
+
 fn session_not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -244,6 +268,8 @@ fn session_not_found() -> ApiError {
 /// A message to answer, in its session.
 struct Message {
     session_id: String,
+    /// Whether the session is new (its id issued by this request).
+    create: bool,
     history: Vec<Turn>,
     text: String,
     preference: ModelPreference,
@@ -260,6 +286,7 @@ async fn send_message(
 ) -> Result<Answer, ApiError> {
     let Message {
         session_id,
+        create,
         history,
         text: message,
         preference: model_preference,
@@ -316,8 +343,15 @@ async fn send_message(
     }
     if let Some((answered, hit)) = hit {
         return Ok(cached_answer(
-            svc, identity, session_id, &message, answered, &hit, sink,
-        ));
+            svc,
+            identity,
+            (session_id, create),
+            &message,
+            answered,
+            &hit,
+            sink,
+        )
+        .await);
     }
 
     // 8b. Single flight: with a shared cache, the first replica to miss
@@ -332,8 +366,15 @@ async fn send_message(
     {
         Flight::Hit(hit) => {
             return Ok(cached_answer(
-                svc, identity, session_id, &message, first, &hit, sink,
-            ));
+                svc,
+                identity,
+                (session_id, create),
+                &message,
+                first,
+                &hit,
+                sink,
+            )
+            .await);
         }
         Flight::Lead(guard) => guard,
     };
@@ -425,7 +466,7 @@ async fn send_message(
             },
         )
         .await;
-    remember(svc, &session_id, identity, &message, &reply.text);
+    remember(svc, (&session_id, create), identity, &message, &reply.text).await;
     Ok(Answer::Reply(ReplyAnswer {
         session_id,
         reply: reply.text,
@@ -449,10 +490,10 @@ fn no_model() -> ApiError {
 }
 
 /// The answer a cache hit gives: the cached text, no cost, in the session.
-fn cached_answer(
+async fn cached_answer(
     svc: &Service,
     identity: &Identity,
-    session_id: String,
+    (session_id, create): (String, bool),
     message: &str,
     answered: &BodyReport,
     hit: &CachedReply,
@@ -462,7 +503,7 @@ fn cached_answer(
     if let Some(sink) = sink {
         sink(&hit.text);
     }
-    remember(svc, &session_id, identity, message, &hit.text);
+    remember(svc, (&session_id, create), identity, message, &hit.text).await;
     Answer::Reply(ReplyAnswer {
         session_id,
         reply: hit.text.clone(),
@@ -477,10 +518,18 @@ fn cached_answer(
 }
 
 /// Appends the exchange to the identity's session.
-fn remember(svc: &Service, session_id: &str, identity: &Identity, user: &str, assistant: &str) {
+async fn remember(
+    svc: &Service,
+    session: (&str, bool),
+    identity: &Identity,
+    user: &str,
+    assistant: &str,
+) {
+    let (session_id, create) = session;
     if !svc
         .sessions
-        .append(session_id, &identity.label, user, assistant)
+        .append(session_id, &identity.label, user, assistant, create)
+        .await
     {
         // Only a UUID v4 collision between two identities gets here.
         tracing::warn!(

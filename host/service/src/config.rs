@@ -128,6 +128,16 @@ pub struct ServiceConfig {
     /// PEM file of the CA a `rediss://` Redis's certificate is checked
     /// against; none: the system's roots.
     pub redis_ca_file: Option<PathBuf>,
+    /// A DynamoDB table every replica keeps sessions in (created by
+    /// `mangaassist sessions-table`); none: this process's memory. Region,
+    /// credentials and endpoint come from the AWS SDK's standard settings.
+    pub sessions_table: Option<String>,
+    /// Longest wait on one DynamoDB call, ms (its retry included).
+    pub dynamodb_timeout_ms: u64,
+    /// Whether to read settings from SSM Parameter Store under
+    /// `/manga-assist/<MANGA_ENV>/` (over the file, under the environment),
+    /// at start and on SIGHUP. Only the file or the environment can say so.
+    pub ssm_parameters: bool,
     /// Idle time after which a session is forgotten, seconds.
     pub session_ttl_secs: u64,
     /// Sessions kept at most.
@@ -208,6 +218,9 @@ impl Default for ServiceConfig {
             redis_url: None,
             redis_timeout_ms: 50,
             redis_ca_file: None,
+            sessions_table: None,
+            dynamodb_timeout_ms: 250,
+            ssm_parameters: false,
             session_ttl_secs: 1_800,
             max_sessions: 100_000,
             policy_wasm: None,
@@ -399,6 +412,7 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
         ("policy_call_ms_per_kib", c.policy_call_ms_per_kib, false),
         ("drain_ms", c.drain_ms, false),
         ("redis_timeout_ms", c.redis_timeout_ms, true),
+        ("dynamodb_timeout_ms", c.dynamodb_timeout_ms, true),
         ("emulator_ttft_ms", c.emulator_ttft_ms, false),
         ("emulator_per_token_ms", c.emulator_per_token_ms, false),
         (

@@ -6,11 +6,13 @@
 
 pub mod address;
 pub mod app;
+pub mod aws_stores;
 pub mod budgets;
 pub mod cache;
 pub mod chat;
 pub mod config;
 pub mod conn;
+pub mod dynamo_sessions;
 pub mod errors;
 pub mod http;
 pub mod identity;
@@ -24,4 +26,5 @@ pub mod sessions;
 pub mod shared_budgets;
 pub mod shared_health;
 pub mod shared_limits;
+pub mod store_metrics;
 pub mod ws;

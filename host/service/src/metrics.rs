@@ -71,6 +71,7 @@ pub struct Metrics {
     consecutive: Family<RegionLabels, Gauge>,
     connections_open: Gauge,
     connections_turned_away: Family<ReasonLabels, Counter>,
+    stores: crate::store_metrics::StoreMetrics,
     /// Totals already counted, so each render adds only what is new.
     turned_away_seen: std::sync::Mutex<(u64, u64)>,
 }
@@ -118,6 +119,7 @@ impl Metrics {
             consecutive: Family::default(),
             connections_open: Gauge::default(),
             connections_turned_away: Family::default(),
+            stores: crate::store_metrics::StoreMetrics::default(),
             turned_away_seen: std::sync::Mutex::new((0, 0)),
             registry: Registry::default(),
         };
@@ -176,7 +178,27 @@ impl Metrics {
             "Connections closed at the cap: evicted (idle, to make room) or refused (every one busy)",
             m.connections_turned_away.clone(),
         );
+        registry.register(
+            "store_call_seconds",
+            "Time of calls to the shared stores, by store (redis, dynamodb, ssm) and operation",
+            m.stores.seconds.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Calls to the shared stores that failed or timed out, by store and operation; each one fell back (cache bypassed, per-replica limits, answer without history)",
+            m.stores.errors.clone(),
+        );
+        registry.register(
+            "store_writes_dropped",
+            "Writes given up after waiting for a store that was down (its queue of waiting writes was full)",
+            m.stores.dropped.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// The shared stores' series, for the stores to record into.
+    pub fn stores(&self) -> crate::store_metrics::StoreMetrics {
+        self.stores.clone()
     }
 
     /// One answered request.

@@ -7,6 +7,8 @@
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::store_metrics::{StoreCall, StoreMetrics};
 use std::time::Duration;
 
 use redis::RedisResult;
@@ -20,6 +22,7 @@ pub struct RedisStore {
     healthy: AtomicBool,
     /// Calls that failed or timed out.
     errors: AtomicU64,
+    metrics: StoreMetrics,
 }
 
 impl RedisStore {
@@ -28,7 +31,12 @@ impl RedisStore {
     /// verified against the system's roots or the PEM file `ca_file`), each
     /// call bounded by `timeout`. Connects lazily: a Redis that is down at
     /// start is a store bypassed until it is up, not a failed start.
-    pub fn connect(url: &str, ca_file: Option<&Path>, timeout: Duration) -> Result<Self, String> {
+    pub fn connect(
+        url: &str,
+        ca_file: Option<&Path>,
+        timeout: Duration,
+        metrics: StoreMetrics,
+    ) -> Result<Self, String> {
         let client = match ca_file {
             None => redis::Client::open(url),
             Some(path) => {
@@ -56,6 +64,7 @@ impl RedisStore {
             timeout,
             healthy: AtomicBool::new(true),
             errors: AtomicU64::new(0),
+            metrics,
         })
     }
 
@@ -66,10 +75,17 @@ impl RedisStore {
     }
 
     /// Runs one call within the timeout: its answer, or `None` when Redis
-    /// failed or was too slow (counted; the caller falls back).
-    pub async fn call<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Option<T> {
+    /// failed or was too slow (counted; the caller falls back). `operation`
+    /// names the call in the store metrics.
+    pub async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> Option<T> {
+        let timer = StoreCall::start(&self.metrics, "redis", operation);
         let error = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(answer)) => {
+                timer.ok();
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("Redis answers again: replicas share their state again");
                 }
@@ -78,6 +94,7 @@ impl RedisStore {
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_string(),
         };
+        timer.failed();
         self.errors.fetch_add(1, Ordering::Relaxed);
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(

@@ -12,14 +12,15 @@ use tokio::task::JoinHandle;
 use crate::app::Service;
 use crate::budgets::Budgets;
 use crate::cache::ReplyCache;
-use crate::config::{BedrockMode, Resolved};
+use crate::config::{BedrockMode, Resolved, ServiceConfig};
 use crate::conn::{self, ConnLimits, Tracker};
+use crate::dynamo_sessions::DynamoSessions;
 use crate::identity::Authenticator;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::redis_store::RedisStore;
 use crate::routes::{admin_router, router};
-use crate::sessions::MemorySessions;
+use crate::sessions::{MemorySessions, Sessions};
 use crate::shared_budgets::SharedBudgets;
 use crate::shared_limits::SharedLimits;
 use mangaassist_bedrock::clock::SystemClock;
@@ -196,6 +197,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         .transpose()
         .map_err(|e| format!("cannot read the admin address: {e}"))?;
     let ttl = Duration::from_secs(config.cache_ttl_secs);
+    let metrics = Metrics::new();
     // One connection for everything replicas share.
     let redis = match &config.redis_url {
         Some(url) => {
@@ -206,6 +208,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
                 url,
                 config.redis_ca_file.as_deref(),
                 Duration::from_millis(config.redis_timeout_ms),
+                metrics.stores(),
             )?))
         }
         None => None,
@@ -225,6 +228,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     let shared_budgets = redis
         .as_ref()
         .map(|store| SharedBudgets::new(Arc::clone(store)));
+    let sessions = sessions(&config, &metrics).await?;
     let (stop, stopping) = watch::channel(false);
     let service = Arc::new(Service {
         policy,
@@ -232,12 +236,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         catalog: config.catalog.clone(),
         invoker,
         cache,
-        sessions: Arc::new(MemorySessions::new(
-            Duration::from_secs(config.session_ttl_secs),
-            config.max_sessions,
-            config.max_session_bytes,
-            Arc::new(SystemClock::new()),
-        )),
+        sessions,
         limits: rate_limits,
         shared_limits,
         auth: Authenticator::new(&config),
@@ -245,7 +244,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         shared_budgets,
         redis,
         upstream_slots: Arc::new(tokio::sync::Semaphore::new(config.max_upstream_calls)),
-        metrics: Metrics::new(),
+        metrics,
         connections: Tracker::new(config.max_connections),
         bedrock,
         stopping: stopping.clone(),
@@ -253,6 +252,9 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     });
 
     spawn_upkeep(Arc::clone(&service), stopping.clone());
+    if let Sessions::Dynamo(table) = &service.sessions {
+        table.spawn_retries(stopping.clone());
+    }
     if let Some(store) = &service.redis {
         crate::shared_health::share(Arc::clone(&service), Arc::clone(store), stopping.clone())?;
     }
@@ -297,6 +299,58 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         _watcher: watcher,
     })
 }
+
+/// The session store: this process's memory, or the DynamoDB table named
+/// by `sessions_table`. A table that does not exist stops the start (a
+/// deployment defect); one that cannot be reached does not (the service
+/// answers without history until it can).
+async fn sessions(config: &ServiceConfig, metrics: &Metrics) -> Result<Sessions, String> {
+    let ttl = Duration::from_secs(config.session_ttl_secs);
+    let Some(table) = &config.sessions_table else {
+        return Ok(Sessions::Memory(MemorySessions::new(
+            ttl,
+            config.max_sessions,
+            config.max_session_bytes,
+            Arc::new(SystemClock::new()),
+        )));
+    };
+    let timeout = Duration::from_millis(config.dynamodb_timeout_ms);
+    let sdk = crate::aws_stores::sdk_config(timeout).await?;
+    let client = crate::aws_stores::dynamodb(&sdk);
+    let checked = tokio::time::timeout(
+        STORE_CHECK,
+        client.describe_table().table_name(table).send(),
+    )
+    .await;
+    match checked {
+        Ok(Ok(_)) => tracing::info!(table, "sessions in DynamoDB, shared by every replica"),
+        Ok(Err(e))
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            return Err(format!(
+                "sessions_table: the DynamoDB table {table:?} does not exist; create it with `mangaassist sessions-table --table {table}`"
+            ));
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(table, error = %e, "DynamoDB did not answer at start: messages are answered without history until it does")
+        }
+        Err(_) => tracing::warn!(
+            table,
+            "DynamoDB did not answer at start in time: messages are answered without history until it does"
+        ),
+    }
+    Ok(Sessions::Dynamo(Arc::new(DynamoSessions::new(
+        client,
+        table,
+        ttl,
+        timeout,
+        metrics.stores(),
+    ))))
+}
+
+/// How long the start waits to learn whether the session table exists.
+const STORE_CHECK: Duration = Duration::from_secs(5);
 
 /// Periodic upkeep until shutdown: forget idle clients' rate-limit state.
 fn spawn_upkeep(service: Arc<Service>, mut stopping: watch::Receiver<bool>) {

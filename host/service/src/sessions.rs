@@ -1,8 +1,7 @@
 //! Conversation sessions (SPEC 10): the last 10 turns per `sessionId`, each
 //! owned by the identity that created it, forgotten after a time without
-//! use, bounded in count and in bytes. Behind a small trait so a shared
-//! store (Redis, DynamoDB) can replace the in-process one without touching
-//! the request path.
+//! use, bounded in count and in bytes; in this process by default, in
+//! DynamoDB when replicas share them (`sessions_table`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,18 +11,58 @@ use mangaassist_core::body::{HISTORY_WINDOW, Turn};
 
 use mangaassist_bedrock::clock::Clock;
 
-/// Where sessions live. A session another identity owns looks exactly like
-/// one that does not exist.
-pub trait SessionStore: Send + Sync {
+pub use crate::dynamo_sessions::Unavailable;
+
+/// Where sessions live: this process's memory (the embedded default), or
+/// a DynamoDB table every replica shares. A session another identity owns
+/// looks exactly like one that does not exist.
+pub enum Sessions {
+    /// In this process.
+    Memory(MemorySessions),
+    /// In DynamoDB.
+    Dynamo(std::sync::Arc<crate::dynamo_sessions::DynamoSessions>),
+}
+
+impl Sessions {
     /// The session's turns, oldest first; `None` when it is unknown,
-    /// expired or `owner`'s it is not.
-    fn history(&self, session_id: &str, owner: &str) -> Option<Vec<Turn>>;
-    /// Appends one exchange (creating the session for `owner` when it is
-    /// new); keeps the last [`HISTORY_WINDOW`] turns. False when another
-    /// identity owns the id.
-    fn append(&self, session_id: &str, owner: &str, user: &str, assistant: &str) -> bool;
+    /// expired or not `owner`'s.
+    pub async fn history(
+        &self,
+        session_id: &str,
+        owner: &str,
+    ) -> Result<Option<Vec<Turn>>, Unavailable> {
+        match self {
+            Sessions::Memory(m) => Ok(m.history(session_id, owner)),
+            Sessions::Dynamo(d) => d.history(session_id, owner).await,
+        }
+    }
+
+    /// Keeps one exchange. With `create` the session may be new (an id
+    /// this request issued); without, only an existing session of
+    /// `owner`'s is extended. False when the id is another identity's. A
+    /// shared store that is down keeps the exchange to write when it
+    /// returns (see [`crate::dynamo_sessions::DynamoSessions::keep`]).
+    pub async fn append(
+        &self,
+        session_id: &str,
+        owner: &str,
+        user: &str,
+        assistant: &str,
+        create: bool,
+    ) -> bool {
+        match self {
+            Sessions::Memory(m) => m.append(session_id, owner, user, assistant),
+            Sessions::Dynamo(d) => d.keep(session_id, owner, user, assistant, create).await,
+        }
+    }
+
     /// Forgets the session; true when it existed and was `owner`'s.
-    fn clear(&self, session_id: &str, owner: &str) -> bool;
+    pub async fn clear(&self, session_id: &str, owner: &str) -> Result<bool, Unavailable> {
+        match self {
+            Sessions::Memory(m) => Ok(m.clear(session_id, owner)),
+            Sessions::Dynamo(d) => d.clear(session_id, owner).await,
+        }
+    }
 }
 
 struct Entry {
@@ -115,8 +154,10 @@ impl MemorySessions {
     }
 }
 
-impl SessionStore for MemorySessions {
-    fn history(&self, session_id: &str, owner: &str) -> Option<Vec<Turn>> {
+impl MemorySessions {
+    /// The session's turns, oldest first; `None` when it is unknown,
+    /// expired or not `owner`'s.
+    pub fn history(&self, session_id: &str, owner: &str) -> Option<Vec<Turn>> {
         let now = self.clock.now();
         let mut map = self.lock();
         let entry = map.entries.get(session_id)?;
@@ -129,7 +170,10 @@ impl SessionStore for MemorySessions {
         (*entry.owner == *owner).then(|| entry.turns.clone())
     }
 
-    fn append(&self, session_id: &str, owner: &str, user: &str, assistant: &str) -> bool {
+    /// Appends one exchange (creating the session for `owner` when it is
+    /// new); keeps the last [`HISTORY_WINDOW`] turns. False when another
+    /// identity owns the id.
+    pub fn append(&self, session_id: &str, owner: &str, user: &str, assistant: &str) -> bool {
         let now = self.clock.now();
         let mut map = self.lock();
         let map = &mut *map;
@@ -163,7 +207,8 @@ impl SessionStore for MemorySessions {
         true
     }
 
-    fn clear(&self, session_id: &str, owner: &str) -> bool {
+    /// Forgets the session; true when it existed and was `owner`'s.
+    pub fn clear(&self, session_id: &str, owner: &str) -> bool {
         let now = self.clock.now();
         let mut map = self.lock();
         let ours = map

@@ -110,7 +110,10 @@ impl SharedBudgets {
         let mut connection = self.store.connection();
         let (code, wait_ms) = self
             .store
-            .call(invocation.invoke_async::<(u8, u64)>(&mut connection))
+            .call(
+                "budget_reserve",
+                invocation.invoke_async::<(u8, u64)>(&mut connection),
+            )
             .await?;
         let wait = wait_ms as f64 / 1000.0;
         Some(match code {
@@ -145,7 +148,10 @@ impl SharedBudgets {
             .arg(usd - used_usd);
         let mut connection = self.store.connection();
         self.store
-            .call(invocation.invoke_async::<i64>(&mut connection))
+            .call(
+                "budget_settle",
+                invocation.invoke_async::<i64>(&mut connection),
+            )
             .await;
     }
 }

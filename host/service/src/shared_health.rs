@@ -65,12 +65,15 @@ pub fn share(
                     redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ms));
                 let mut connection = store.connection();
                 store
-                    .call(redis::AsyncCommands::set_options::<_, _, ()>(
-                        &mut connection,
-                        key,
-                        value,
-                        options,
-                    ))
+                    .call(
+                        "cooldown_set",
+                        redis::AsyncCommands::set_options::<_, _, ()>(
+                            &mut connection,
+                            key,
+                            value,
+                            options,
+                        ),
+                    )
                     .await;
             });
         }))?;
@@ -95,7 +98,7 @@ pub fn share(
             }
             let mut connection = store.connection();
             let read = invocation.invoke_async::<Vec<String>>(&mut connection);
-            let Some(values) = store.call(read).await else {
+            let Some(values) = store.call("cooldown_read", read).await else {
                 continue;
             };
             for (region, pair) in regions.iter().zip(values.chunks(2)) {

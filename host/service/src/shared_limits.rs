@@ -101,7 +101,10 @@ impl SharedLimits {
         let mut connection = self.store.connection();
         let answer = self
             .store
-            .call(invocation.invoke_async::<(u8, u64)>(&mut connection))
+            .call(
+                "rate_admit",
+                invocation.invoke_async::<(u8, u64)>(&mut connection),
+            )
             .await?;
         let wait = Duration::from_micros(answer.1);
         Some(match answer.0 {

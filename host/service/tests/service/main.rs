@@ -11,7 +11,6 @@
 mod http;
 mod serve;
 
-mod redis_server;
 mod shared_cache;
 
 mod bad_input;

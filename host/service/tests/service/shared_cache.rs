@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::http::post_chat;
-use crate::redis_server::RedisServer;
 use crate::serve::serve;
+use mangaassist_test_stores::RedisServer;
 
 fn ask(addr: std::net::SocketAddr, message: &str) -> Value {
     let r = post_chat(

@@ -2,7 +2,7 @@
 //! loopback port of its own, for as long as the value lives.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,12 +16,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one on a free port.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port)
+        Self::start_on(crate::free_port())
     }
 
     /// Starts one on `port` (again, after [`RedisServer::stop`]).

@@ -1,0 +1,43 @@
+//! The AWS side of the shared state: one SDK configuration (region,
+//! credentials and endpoints from the SDK's standard settings: `AWS_REGION`,
+//! the credential chain, `AWS_ENDPOINT_URL[_DYNAMODB|_SSM]`) for the
+//! DynamoDB session table and SSM Parameter Store.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+
+/// Idle connections kept per store endpoint.
+const POOL: usize = 32;
+
+/// The SDK configuration every store client is built from, each call (its
+/// retries included) bounded by `timeout`. Refused without a region: a
+/// store in an unnamed region is a deployment defect to report at start.
+pub async fn sdk_config(timeout: Duration) -> Result<aws_config::SdkConfig, String> {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(mangaassist_bedrock::invoker::https_client(POOL))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(timeout)
+                .operation_attempt_timeout(timeout)
+                .operation_timeout(timeout)
+                .build(),
+        )
+        // One retry: the request path has its own bound and a fallback.
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await;
+    if config.region().is_none() {
+        return Err(
+            "the shared stores need an AWS region: set AWS_REGION (or a profile's region)".into(),
+        );
+    }
+    Ok(config)
+}
+
+/// A DynamoDB client for `config`.
+pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
+}
