@@ -40,8 +40,9 @@ pub struct Service {
     pub limits: RateLimits,
     /// The same limits shared by the fleet in Redis, when configured.
     pub shared_limits: Option<crate::shared_limits::SharedLimits>,
-    /// API keys and user tokens.
-    pub auth: Authenticator,
+    /// API keys, user tokens and the budgets that go with them; replaced
+    /// whole when the configuration is read again (key rotation).
+    pub auth: arc_swap::ArcSwap<Authenticator>,
     /// Spend budgets per identity, in this replica.
     pub budgets: Budgets,
     /// The same budgets shared by the fleet in Redis, when configured.
@@ -61,6 +62,32 @@ pub struct Service {
 }
 
 impl Service {
+    /// Applies a configuration read again: credentials and budgets (API
+    /// keys, user-token secrets and lifetime, auth_required, budgets,
+    /// allow_quality) take effect at once; any other change is reported
+    /// and waits for the next start.
+    pub fn reload(&self, new: &ServiceConfig) {
+        self.auth.store(Arc::new(Authenticator::new(new)));
+        let mut rest = new.clone();
+        let c = &self.config;
+        rest.api_keys.clone_from(&c.api_keys);
+        rest.user_token_secrets.clone_from(&c.user_token_secrets);
+        rest.user_token_max_ttl_secs = c.user_token_max_ttl_secs;
+        rest.auth_required = c.auth_required;
+        rest.budget_tokens_per_minute = c.budget_tokens_per_minute;
+        rest.budget_usd_per_day = c.budget_usd_per_day;
+        rest.allow_quality = c.allow_quality;
+        // The command line's --listen wins over the file at every read.
+        rest.listen = c.listen;
+        if rest == *c {
+            tracing::info!("configuration read again: credentials and budgets applied");
+        } else {
+            tracing::warn!(
+                "configuration read again: credentials and budgets applied; other settings changed too and take effect at the next start"
+            );
+        }
+    }
+
     /// Admits one request from `client`: by the fleet's limits in Redis
     /// when configured and answering, else by this replica's.
     pub async fn admit(&self, client: &str) -> Result<(), crate::limits::Limited> {
@@ -116,6 +143,7 @@ impl Service {
         let address = limit_key(ip);
         match self
             .auth
+            .load()
             .identify(headers, query_token, &address, unix_now())
         {
             Ok(identity) => Ok(identity),

@@ -41,3 +41,8 @@ pub async fn sdk_config(timeout: Duration) -> Result<aws_config::SdkConfig, Stri
 pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
+
+/// An SSM client for `config`.
+pub fn ssm(config: &aws_config::SdkConfig) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(config)
+}

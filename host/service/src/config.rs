@@ -335,36 +335,37 @@ pub fn resolve(
     file_text: Option<&str>,
     overrides: &[(String, String)],
 ) -> Result<Resolved, String> {
+    resolve_layers(environment, file_text, None, overrides)
+}
+
+/// Whether the file and the environment ask for settings from SSM
+/// Parameter Store (`ssm_parameters`), read before anything is checked:
+/// the missing settings may be the ones SSM holds.
+pub fn wants_ssm(
+    environment: &str,
+    file_text: Option<&str>,
+    overrides: &[(String, String)],
+) -> Result<bool, String> {
+    let table = layered(environment, file_text, None, overrides)?;
+    match table.get("ssm_parameters") {
+        None => Ok(false),
+        Some(toml::Value::Boolean(on)) => Ok(*on),
+        Some(other) => Err(format!(
+            "configuration: ssm_parameters must be true or false, not {other:?}"
+        )),
+    }
+}
+
+/// Resolves defaults ← the file ← `ssm` (settings read from SSM Parameter
+/// Store, already checked by [`crate::ssm_config`]) ← `overrides`.
+pub fn resolve_layers(
+    environment: &str,
+    file_text: Option<&str>,
+    ssm: Option<&toml::Table>,
+    overrides: &[(String, String)],
+) -> Result<Resolved, String> {
     let profile = EnvProfile::named(environment)?;
-    // Missing keys take ServiceConfig::default() (serde(default)).
-    let mut table = toml::Table::new();
-    if let Some(text) = file_text {
-        let file: File = toml::from_str(text).map_err(|e| format!("configuration file: {e}"))?;
-        if let Some(unknown) = file.env.keys().find(|k| EnvProfile::named(k).is_err()) {
-            return Err(format!(
-                "configuration file: [env.{unknown}] is not an environment: expected dev, staging or prod"
-            ));
-        }
-        merge(&mut table, file.base);
-        if let Some(section) = file.env.get(environment) {
-            merge(&mut table, section.clone());
-        }
-    }
-    for (name, value) in overrides {
-        let Some(key) = name.strip_prefix("MANGAASSIST_") else {
-            continue;
-        };
-        let key = key.to_ascii_lowercase();
-        if key == "log" {
-            continue;
-        }
-        // Parse as a TOML value (numbers, arrays), else take the text.
-        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.clone()));
-        table.insert(key, parsed);
-    }
+    let table = layered(environment, file_text, ssm, overrides)?;
     let auth_set = table.contains_key("auth_required");
     let mut service: ServiceConfig = table
         .try_into()
@@ -559,6 +560,48 @@ fn check_security(c: &ServiceConfig) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The settings of every layer merged into one table, later layers
+/// winning key by key. Missing keys take [`ServiceConfig::default`].
+fn layered(
+    environment: &str,
+    file_text: Option<&str>,
+    ssm: Option<&toml::Table>,
+    overrides: &[(String, String)],
+) -> Result<toml::Table, String> {
+    let mut table = toml::Table::new();
+    if let Some(text) = file_text {
+        let file: File = toml::from_str(text).map_err(|e| format!("configuration file: {e}"))?;
+        if let Some(unknown) = file.env.keys().find(|k| EnvProfile::named(k).is_err()) {
+            return Err(format!(
+                "configuration file: [env.{unknown}] is not an environment: expected dev, staging or prod"
+            ));
+        }
+        merge(&mut table, file.base);
+        if let Some(section) = file.env.get(environment) {
+            merge(&mut table, section.clone());
+        }
+    }
+    if let Some(ssm) = ssm {
+        merge(&mut table, ssm.clone());
+    }
+    for (name, value) in overrides {
+        let Some(key) = name.strip_prefix("MANGAASSIST_") else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        if key == "log" {
+            continue;
+        }
+        // Parse as a TOML value (numbers, arrays), else take the text.
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        table.insert(key, parsed);
+    }
+    Ok(table)
 }
 
 fn merge(into: &mut toml::Table, from: toml::Table) {

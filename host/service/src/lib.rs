@@ -26,5 +26,6 @@ pub mod sessions;
 pub mod shared_budgets;
 pub mod shared_health;
 pub mod shared_limits;
+pub mod ssm_config;
 pub mod store_metrics;
 pub mod ws;

@@ -88,9 +88,27 @@ impl Server {
                 self.task.abort();
             }
         }
+        if let crate::sessions::Sessions::Dynamo(table) = &self.service.sessions
+            && table.waiting_count() > 0
+        {
+            // A last try for exchanges answered while DynamoDB was down.
+            table.retry_waiting().await;
+            let left = table.waiting_count();
+            if left > 0 {
+                tracing::error!(
+                    left,
+                    "DynamoDB still not answering at shutdown: these exchanges are not in their sessions' history"
+                );
+            }
+        }
         if let Some(emulator) = self.emulator.take() {
             emulator.shutdown().await;
         }
+    }
+
+    /// Applies a configuration read again (SIGHUP): see [`Service::reload`].
+    pub fn reload(&self, resolved: &Resolved) {
+        self.service.reload(&resolved.service);
     }
 }
 
@@ -239,7 +257,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         sessions,
         limits: rate_limits,
         shared_limits,
-        auth: Authenticator::new(&config),
+        auth: arc_swap::ArcSwap::from_pointee(Authenticator::new(&config)),
         budgets: Budgets::new(Arc::new(SystemClock::new())),
         shared_budgets,
         redis,
