@@ -27,8 +27,12 @@ const KEY: &str = "sessionId";
 /// The TTL attribute.
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
 /// Reads and conditional writes tried at most when other replicas keep
-/// winning the race for one session (each loss means they appended).
-const ATTEMPTS: usize = 8;
+/// winning the race for one session (each loss means one of them
+/// appended, so this bounds the writers one session can have at once).
+const ATTEMPTS: u32 = 40;
+/// Longest pause between two tries; each pause is random up to a bound
+/// that doubles from 2 ms, so racing writers spread out.
+const MAX_BACKOFF_MS: u64 = 64;
 
 /// DynamoDB could not be asked (down, slow, refused): the caller decides
 /// what the request does without sessions.
@@ -301,7 +305,11 @@ impl DynamoSessions {
         exchange: [&Turn; 2],
         create: bool,
     ) -> Result<bool, Unavailable> {
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                let bound = (2u64 << attempt.min(6)).min(MAX_BACKOFF_MS);
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=bound))).await;
+            }
             let now = unix_now();
             let current = self.read(session_id).await?;
             let (mut turns, condition, version) = match current {

@@ -20,9 +20,14 @@ pub const REGION: &str = "us-east-1";
 impl MotoServer {
     /// Starts one on a free port and waits until it answers.
     pub fn start() -> Self {
+        Self::start_on(crate::free_port())
+    }
+
+    /// Starts one on `port` (again, after the last one there was dropped:
+    /// a restarted moto has lost every table and parameter).
+    pub fn start_on(port: u16) -> Self {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
         let program = root.join(".venv/moto/bin/moto_server");
-        let port = crate::free_port();
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())

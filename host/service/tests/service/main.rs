@@ -13,6 +13,8 @@ mod serve;
 
 mod shared_cache;
 
+mod aws_stores;
+
 mod bad_input;
 mod edge;
 mod service;
