@@ -15,7 +15,7 @@ use mangaassist_core::models::Catalog;
 
 /// A running emulator: the process, its model endpoint, its control
 /// endpoint and the control token it logged.
-struct Emulator(Child, String, String, String);
+pub(crate) struct Emulator(Child, pub(crate) String, String, String);
 
 impl Drop for Emulator {
     fn drop(&mut self) {
@@ -24,7 +24,7 @@ impl Drop for Emulator {
     }
 }
 
-fn start(args: &[&str]) -> Emulator {
+pub(crate) fn start(args: &[&str]) -> Emulator {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
         .args(["emulator", "--listen", "127.0.0.1:0", "--control-port", "0"])
         .args(args)
@@ -59,7 +59,7 @@ fn start(args: &[&str]) -> Emulator {
 
 impl Emulator {
     /// A call to the control API with the token.
-    fn control(&self, method: &str, path: &str, body: &str) -> (String, String) {
+    pub(crate) fn control(&self, method: &str, path: &str, body: &str) -> (String, String) {
         let auth = format!("Authorization: Bearer {}", self.3);
         http_with(&self.2, method, path, body, &[&auth])
     }

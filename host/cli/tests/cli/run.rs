@@ -32,3 +32,19 @@ pub fn mangaassist(args: &[&str], stdin: Vec<u8>) -> (String, String, bool) {
         output.status.success(),
     )
 }
+
+/// Runs the binary with `args` and extra environment, no stdin:
+/// (stdout, stderr, success).
+pub fn mangaassist_env(args: &[&str], env: &[(&str, String)]) -> (String, String, bool) {
+    let output = Command::new(env!("CARGO_BIN_EXE_mangaassist"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        output.status.success(),
+    )
+}
