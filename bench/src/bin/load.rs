@@ -12,7 +12,12 @@
 //! included), `miss` sends a new message each time (the full path through
 //! the AWS SDK to the emulator).
 //!
-//! `cargo run --release -p mangaassist-bench --bin load -- [hit|miss|both] [seconds] [rates...]`
+//! A third, `burst`, sends rounds of 64 identical new questions at once and
+//! counts how many reached Bedrock (single flight makes it one per round).
+//! With `LOAD_REDIS_URL` set, the cache, limits and single flight live in
+//! that Redis (as in a fleet) instead of the process.
+//!
+//! `cargo run --release -p mangaassist-bench --bin load -- [hit|miss|both|burst] [seconds] [rates...]`
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +35,7 @@ const CONNECTIONS: usize = 64;
 enum Workload {
     Hit,
     Miss,
+    Burst,
 }
 
 struct Step {
@@ -48,6 +54,7 @@ fn main() -> Result<(), String> {
     let workloads = match args.first().map(String::as_str) {
         Some("hit") => vec![Workload::Hit],
         Some("miss") => vec![Workload::Miss],
+        Some("burst") => vec![Workload::Burst],
         _ => vec![Workload::Hit, Workload::Miss],
     };
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
@@ -72,7 +79,16 @@ fn main() -> Result<(), String> {
          api_keys = [{{ id = \"bench\", sha256 = \"{}\", tokens_per_minute = 1000000000000, usd_per_day = 1000000000.0 }}]\n",
         mangaassist_service::identity::hash_key(BENCH_KEY)
     );
+    let config = match std::env::var("LOAD_REDIS_URL") {
+        Ok(url) => format!("{config}redis_url = {url:?}\nredis_timeout_ms = 50\n"),
+        Err(_) => config,
+    };
     let resolved = resolve("prod", Some(&config), &[])?;
+    let store = if resolved.service.redis_url.is_some() {
+        "Redis"
+    } else {
+        "in-process"
+    };
     let server = server_rt.block_on(start(resolved))?;
     let addr = server.addr();
 
@@ -82,13 +98,17 @@ fn main() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     println!(
-        "service on {addr}; emulator at zero latency; {CONNECTIONS} keep-alive connections; \
-         {seconds} s per step"
+        "service on {addr}; {store} cache and limits; emulator at zero latency; \
+         {CONNECTIONS} keep-alive connections; {seconds} s per step"
     );
     for workload in workloads {
         let name = match workload {
             Workload::Hit => "hit (response cache)",
             Workload::Miss => "miss (SDK + emulator)",
+            Workload::Burst => {
+                load_rt.block_on(burst(addr, 20))?;
+                continue;
+            }
         };
         println!("\nworkload {name}");
         println!(
@@ -128,6 +148,10 @@ const BENCH_KEY: &str = "bench-key-0123456789";
 fn request(workload: Workload) -> Vec<u8> {
     let message = match workload {
         Workload::Hit => "ワンピースの最新刊はありますか？".to_string(),
+        Workload::Burst => format!(
+            "ワンピースの第{}話はどこで読めますか？",
+            COUNTER.load(Ordering::Relaxed)
+        ),
         Workload::Miss => format!(
             "ワンピースの{}巻はありますか？",
             COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -175,7 +199,7 @@ async fn run_step(
                 };
                 let ok = exchange(&mut stream, &request, &mut buf).await;
                 match ok {
-                    Ok(200) => latencies.push(from.elapsed().as_micros() as u64),
+                    Ok((200, _)) => latencies.push(from.elapsed().as_micros() as u64),
                     Ok(_) => errors += 1,
                     Err(_) => {
                         errors += 1;
@@ -221,12 +245,53 @@ async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     Ok(stream)
 }
 
-/// Writes one request and reads one response; returns its status.
+/// Rounds of [`CONNECTIONS`] identical new questions sent at once: how many
+/// of each round reached Bedrock (answered `"cached":false`), and latency.
+async fn burst(addr: SocketAddr, rounds: u64) -> Result<(), String> {
+    println!("\nworkload burst: {rounds} rounds of {CONNECTIONS} identical new questions at once");
+    let mut calls = Vec::new();
+    let mut latencies = Vec::new();
+    for _ in 0..rounds {
+        COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut tasks = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let mut stream = connect(addr).await?;
+            tasks.push(tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let from = Instant::now();
+                let answer = exchange(&mut stream, &request(Workload::Burst), &mut buf).await;
+                answer.map(|(status, uncached)| (status, uncached, from.elapsed()))
+            }));
+        }
+        let mut round_calls = 0;
+        for t in tasks {
+            let (status, uncached, took) = t.await.map_err(|e| e.to_string())??;
+            if status != 200 {
+                return Err(format!("burst answered {status}"));
+            }
+            round_calls += u64::from(uncached);
+            latencies.push(took.as_micros() as u64);
+        }
+        calls.push(round_calls);
+    }
+    latencies.sort_unstable();
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "Bedrock calls per round: {calls:?}; latency p50 {} µs, p99 {} µs, max {} µs",
+        pick(0.5),
+        pick(0.99),
+        latencies.last().copied().unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// Writes one request and reads one response; returns its status and
+/// whether it was answered by Bedrock rather than the cache.
 async fn exchange(
     stream: &mut TcpStream,
     request: &[u8],
     buf: &mut Vec<u8>,
-) -> Result<u16, String> {
+) -> Result<(u16, bool), String> {
     stream.write_all(request).await.map_err(|e| e.to_string())?;
     buf.clear();
     let mut chunk = [0u8; 4096];
@@ -252,7 +317,9 @@ async fn exchange(
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
-            return Ok(status);
+            let body = &buf[end + 4..];
+            let uncached = body.windows(16).any(|w| w == br#""cached":false"#);
+            return Ok((status, uncached));
         }
         let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
         if n == 0 {

@@ -169,10 +169,7 @@ impl DynamoSessions {
     /// how many were written.
     pub async fn retry_waiting(&self) -> usize {
         let mut written = 0;
-        loop {
-            let Some(next) = self.oldest_waiting() else {
-                break;
-            };
+        while let Some(next) = self.oldest_waiting() {
             let (session_id, owner, exchange, create) = next;
             match self
                 .append(&session_id, &owner, [&exchange[0], &exchange[1]], create)

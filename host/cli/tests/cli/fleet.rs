@@ -272,6 +272,9 @@ fn a_fleet_shares_sessions_cache_single_flight_limits_and_cooldowns() {
     drop(fleet);
 }
 
+/// Per client: its session and the questions answered in it.
+type Accepted = BTreeMap<String, (String, Vec<String>)>;
+
 #[test]
 fn a_replica_killed_and_redis_restarted_under_load_lose_no_accepted_turn() {
     let mut fleet = fleet();
@@ -282,7 +285,7 @@ fn a_replica_killed_and_redis_restarted_under_load_lose_no_accepted_turn() {
     );
     let addrs: Vec<SocketAddr> = fleet.replicas.iter().map(|r| r.addr).collect();
     // Accepted exchanges per client: (session, question) as answered.
-    let accepted: Arc<Mutex<BTreeMap<String, (String, Vec<String>)>>> = Arc::default();
+    let accepted: Arc<Mutex<Accepted>> = Arc::default();
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..12)
