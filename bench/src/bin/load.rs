@@ -318,7 +318,8 @@ async fn exchange(
                 buf.extend_from_slice(&chunk[..n]);
             }
             let body = &buf[end + 4..];
-            let uncached = body.windows(16).any(|w| w == br#""cached":false"#);
+            let marker = br#""cached":false"#;
+            let uncached = body.windows(marker.len()).any(|w| w == marker);
             return Ok((status, uncached));
         }
         let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;

@@ -10,7 +10,8 @@ use service::config::Resolved;
 
 /// `serve`: MANGA_ENV, the configuration file, SSM Parameter Store when
 /// asked, and MANGAASSIST_* variables, then the service until SIGTERM or
-/// Ctrl-C, then a graceful drain. SIGHUP reads the configuration again.
+/// Ctrl-C, then a graceful drain. SIGHUP reads the file and SSM again (the
+/// environment is the process's, fixed at start).
 pub fn run_service(
     listen: Option<std::net::SocketAddr>,
     config: Option<&Path>,
@@ -36,10 +37,16 @@ pub fn run_service(
                         Some(h) => h.recv().await,
                         None => std::future::pending().await,
                     }
-                } => match configuration(&environment, config).await {
-                    Ok(again) => server.reload(&again),
-                    Err(e) => tracing::error!(error = %e, "configuration read again is not valid: the running one is kept"),
-                },
+                } => {
+                    // A slow SSM must not hold up a shutdown.
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        again = configuration(&environment, config) => match again {
+                            Ok(again) => server.reload(&again),
+                            Err(e) => tracing::error!(error = %e, "configuration read again is not valid: the running one is kept"),
+                        },
+                    }
+                }
             }
         }
         tracing::info!("shutting down: draining in-flight requests");

@@ -531,10 +531,11 @@ async fn remember(
         .append(session_id, &identity.label, user, assistant, create)
         .await
     {
-        // Only a UUID v4 collision between two identities gets here.
+        // The session expired, was cleared or is gone meanwhile (or, for
+        // a new id, a UUID v4 collision between two identities).
         tracing::warn!(
             session_id,
-            "session id owned by another identity; exchange not kept"
+            "session gone or another identity's; exchange not kept"
         );
     }
 }

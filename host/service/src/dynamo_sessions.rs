@@ -37,8 +37,31 @@ const MAX_BACKOFF_MS: u64 = 64;
 /// DynamoDB could not be asked (down, slow, refused): the caller decides
 /// what the request does without sessions.
 #[derive(Debug, thiserror::Error)]
-#[error("sessions store unavailable: {0}")]
-pub struct Unavailable(pub String);
+#[error("sessions store unavailable: {message}")]
+pub struct Unavailable {
+    /// What failed.
+    pub message: String,
+    /// Whether trying again later can succeed (down, slow, throttled, 5xx)
+    /// rather than never (access denied, a table of another shape, an item
+    /// DynamoDB refuses).
+    pub retryable: bool,
+}
+
+impl Unavailable {
+    fn retryable(message: String) -> Self {
+        Unavailable {
+            message,
+            retryable: true,
+        }
+    }
+
+    fn permanent(message: String) -> Self {
+        Unavailable {
+            message,
+            retryable: false,
+        }
+    }
+}
 
 /// One session as stored.
 struct Item {
@@ -56,6 +79,9 @@ const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 /// An exchange that could not be written yet.
 struct Waiting {
+    /// Its place in the queue (removal checks it: the entry written is the
+    /// one removed, even if the queue moved meanwhile).
+    seq: u64,
     session_id: String,
     owner: String,
     exchange: [Turn; 2],
@@ -72,6 +98,9 @@ pub struct DynamoSessions {
     /// Exchanges answered while DynamoDB was down, oldest first, written
     /// in order when it answers again.
     waiting: std::sync::Mutex<std::collections::VecDeque<Waiting>>,
+    next_seq: std::sync::atomic::AtomicU64,
+    /// One flush at a time (the periodic one and the one at shutdown).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl DynamoSessions {
@@ -91,6 +120,8 @@ impl DynamoSessions {
             timeout,
             metrics,
             waiting: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            next_seq: std::sync::atomic::AtomicU64::new(0),
+            flushing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -109,8 +140,9 @@ impl DynamoSessions {
     /// Keeps one exchange: written now, or, while DynamoDB is down (or
     /// earlier exchanges still wait), queued behind the others and written
     /// in order by [`DynamoSessions::retry_waiting`]: an answered turn is
-    /// not lost to a store outage. False when the session is another
-    /// identity's.
+    /// not lost to a store outage. False when a direct write found the
+    /// session another identity's (or gone, without `create`); a queued
+    /// exchange is checked when it is written.
     pub async fn keep(
         &self,
         session_id: &str,
@@ -126,6 +158,10 @@ impl DynamoSessions {
                 .await
             {
                 Ok(kept) => return kept,
+                Err(e) if !e.retryable => {
+                    tracing::error!(session_id, error = %e, "DynamoDB refused the exchange; not kept");
+                    return true;
+                }
                 Err(e) => tracing::warn!(
                     session_id,
                     error = %e,
@@ -144,6 +180,9 @@ impl DynamoSessions {
             );
         }
         waiting.push_back(Waiting {
+            seq: self
+                .next_seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             session_id: session_id.to_string(),
             owner: owner.to_string(),
             exchange,
@@ -154,9 +193,10 @@ impl DynamoSessions {
 
     /// A copy of the oldest waiting exchange (the lock is not held while
     /// it is written).
-    fn oldest_waiting(&self) -> Option<(String, String, [Turn; 2], bool)> {
+    fn oldest_waiting(&self) -> Option<(u64, String, String, [Turn; 2], bool)> {
         self.waiting().front().map(|w| {
             (
+                w.seq,
                 w.session_id.clone(),
                 w.owner.clone(),
                 w.exchange.clone(),
@@ -168,9 +208,10 @@ impl DynamoSessions {
     /// Writes waiting exchanges in order until one fails or none is left;
     /// how many were written.
     pub async fn retry_waiting(&self) -> usize {
+        let _one_at_a_time = self.flushing.lock().await;
         let mut written = 0;
         while let Some(next) = self.oldest_waiting() {
-            let (session_id, owner, exchange, create) = next;
+            let (seq, session_id, owner, exchange, create) = next;
             match self
                 .append(&session_id, &owner, [&exchange[0], &exchange[1]], create)
                 .await
@@ -182,10 +223,19 @@ impl DynamoSessions {
                             "a waiting exchange's session is gone or another identity's; not kept"
                         );
                     }
-                    self.waiting().pop_front();
                     written += 1;
                 }
+                // A refusal that no retry can change must not hold up
+                // every exchange behind it.
+                Err(e) if !e.retryable => {
+                    self.metrics.dropped("dynamodb");
+                    tracing::error!(session_id, error = %e, "DynamoDB refused a waiting exchange; not kept");
+                }
                 Err(_) => break,
+            }
+            let mut waiting = self.waiting();
+            if waiting.front().is_some_and(|w| w.seq == seq) {
+                waiting.pop_front();
             }
         }
         if written > 0 {
@@ -241,11 +291,15 @@ impl DynamoSessions {
             }
             Ok(Err(e)) => {
                 timer.failed();
-                Err(Unavailable(describe(&e)))
+                Err(if retryable(&e) {
+                    Unavailable::retryable(describe(&e))
+                } else {
+                    Unavailable::permanent(describe(&e))
+                })
             }
             Err(_) => {
                 timer.failed();
-                Err(Unavailable(format!(
+                Err(Unavailable::retryable(format!(
                     "{operation} took over {} ms",
                     self.timeout.as_millis()
                 )))
@@ -266,12 +320,12 @@ impl DynamoSessions {
                     .send(),
             )
             .await?
-            .map_err(|e| Unavailable(describe(&e)))?;
+            .map_err(|e| Unavailable::permanent(describe(&e)))?;
         match answer.item {
             None => Ok(None),
-            Some(fields) => decode(&fields)
-                .map(Some)
-                .ok_or_else(|| Unavailable(format!("session {session_id}: malformed item"))),
+            Some(fields) => decode(&fields).map(Some).ok_or_else(|| {
+                Unavailable::permanent(format!("session {session_id}: malformed item"))
+            }),
         }
     }
 
@@ -283,11 +337,34 @@ impl DynamoSessions {
         owner: &str,
     ) -> Result<Option<Vec<Turn>>, Unavailable> {
         let now = unix_now();
-        Ok(self
+        let stored = self
             .read(session_id)
             .await?
             .filter(|item| item.owner == owner && item.expires_at >= now)
-            .map(|item| item.turns))
+            .map(|item| item.turns);
+        // Exchanges this replica answered but could not write yet belong
+        // to the history too (a session started during an outage exists).
+        let (waiting, creates) = {
+            let queue = self.waiting();
+            let mine = queue
+                .iter()
+                .filter(|w| w.session_id == session_id && w.owner == owner);
+            let creates = mine.clone().any(|w| w.create);
+            let turns: Vec<Turn> = mine.flat_map(|w| w.exchange.iter().cloned()).collect();
+            (turns, creates)
+        };
+        if waiting.is_empty() {
+            return Ok(stored);
+        }
+        let mut turns = match stored {
+            Some(turns) => turns,
+            None if creates => Vec::new(),
+            None => return Ok(None),
+        };
+        turns.extend(waiting);
+        let excess = turns.len().saturating_sub(HISTORY_WINDOW);
+        turns.drain(..excess);
+        Ok(Some(turns))
     }
 
     /// Appends one exchange, keeping the last [`HISTORY_WINDOW`] turns.
@@ -304,7 +381,7 @@ impl DynamoSessions {
     ) -> Result<bool, Unavailable> {
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                let bound = (2u64 << attempt.min(6)).min(MAX_BACKOFF_MS);
+                let bound = (1u64 << attempt.min(6)).min(MAX_BACKOFF_MS);
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=bound))).await;
             }
             let now = unix_now();
@@ -318,7 +395,7 @@ impl DynamoSessions {
                     } else {
                         item.turns
                     };
-                    (turns, "#v = :v", Some(item.version))
+                    (turns, "#v = :v AND #o = :o", Some(item.version))
                 }
                 None if !create => return Ok(false),
                 None => (Vec::new(), "attribute_not_exists(#k)", None),
@@ -342,7 +419,9 @@ impl DynamoSessions {
             put = match version {
                 Some(v) => put
                     .expression_attribute_names("#v", "version")
-                    .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+                    .expression_attribute_names("#o", "owner")
+                    .expression_attribute_values(":v", AttributeValue::N(v.to_string()))
+                    .expression_attribute_values(":o", AttributeValue::S(owner.to_string())),
                 None => put.expression_attribute_names("#k", KEY),
             };
             match self.call("put_item", put.send()).await? {
@@ -351,7 +430,7 @@ impl DynamoSessions {
                 Err(_) => continue,
             }
         }
-        Err(Unavailable(format!(
+        Err(Unavailable::retryable(format!(
             "session {session_id}: {ATTEMPTS} conditional writes lost to concurrent appends"
         )))
     }
@@ -407,18 +486,29 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, String> 
         }
         Err(e) => return Err(format!("cannot create table {table}: {}", describe(&e))),
     };
-    for _ in 0..120 {
+    let mut active = false;
+    for _ in 0..240 {
         let described = client
             .describe_table()
             .table_name(table)
             .send()
             .await
             .map_err(|e| format!("cannot describe table {table}: {}", describe(&e)))?;
-        let status = described.table().and_then(|t| t.table_status());
-        if status.is_some_and(|s| s.as_str() == "ACTIVE") {
+        let Some(t) = described.table() else { continue };
+        let key: Vec<&str> = t.key_schema().iter().map(|k| k.attribute_name()).collect();
+        if key != [KEY] {
+            return Err(format!(
+                "table {table} exists with the key {key:?}, not [{KEY:?}]: choose another name"
+            ));
+        }
+        if t.table_status().is_some_and(|s| s.as_str() == "ACTIVE") {
+            active = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if !active {
+        return Err(format!("table {table} is not active after 2 minutes"));
     }
     client
         .update_time_to_live()
@@ -434,7 +524,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, String> 
         .await
         .map(|_| ())
         .or_else(|e| {
-            // Already on (a second run): fine.
+            // Already on (a second run): checked below.
             let already = e
                 .as_service_error()
                 .and_then(|s| s.meta().message())
@@ -448,11 +538,48 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, String> 
                 ))
             }
         })?;
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| format!("cannot read the TTL of table {table}: {}", describe(&e)))?;
+    let attribute = ttl
+        .time_to_live_description()
+        .and_then(|d| d.attribute_name());
+    if attribute != Some(TTL_ATTRIBUTE) {
+        return Err(format!(
+            "table {table} expires items by {attribute:?}, not {TTL_ATTRIBUTE:?}: sessions would never be deleted"
+        ));
+    }
     Ok(created)
 }
 
 fn conditional_failed<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
     e.code() == Some("ConditionalCheckFailedException")
+}
+
+/// Whether a failed call may succeed later: no answer at all, throttling,
+/// or a server-side error; a client error (denied, bad table, item too
+/// large) will not.
+fn retryable<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+    match e {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::ServiceError(_) => {
+            let throttled = matches!(
+                e.code(),
+                Some(
+                    "ThrottlingException"
+                        | "ProvisionedThroughputExceededException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                )
+            );
+            let server = e.raw_response().is_some_and(|r| r.status().as_u16() >= 500);
+            throttled || server
+        }
+        _ => true,
+    }
 }
 
 /// An SDK error as one line: the service's code and message when it

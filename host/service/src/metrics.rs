@@ -180,7 +180,7 @@ impl Metrics {
         );
         registry.register(
             "store_call_seconds",
-            "Time of calls to the shared stores, by store (redis, dynamodb, ssm) and operation",
+            "Time of calls to the shared stores on the request path, by store (redis, dynamodb) and operation",
             m.stores.seconds.clone(),
         );
         registry.register(

@@ -335,14 +335,11 @@ async fn sessions(config: &ServiceConfig, metrics: &Metrics) -> Result<Sessions,
     let timeout = Duration::from_millis(config.dynamodb_timeout_ms);
     let sdk = crate::aws_stores::sdk_config(timeout).await?;
     let client = crate::aws_stores::dynamodb(&sdk);
-    let checked = tokio::time::timeout(
-        STORE_CHECK,
-        client.describe_table().table_name(table).send(),
-    )
-    .await;
+    // Bounded by dynamodb_timeout_ms (the SDK's operation timeout).
+    let checked = client.describe_table().table_name(table).send().await;
     match checked {
-        Ok(Ok(_)) => tracing::info!(table, "sessions in DynamoDB, shared by every replica"),
-        Ok(Err(e))
+        Ok(_) => tracing::info!(table, "sessions in DynamoDB, shared by every replica"),
+        Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception()) =>
         {
@@ -350,13 +347,9 @@ async fn sessions(config: &ServiceConfig, metrics: &Metrics) -> Result<Sessions,
                 "sessions_table: the DynamoDB table {table:?} does not exist; create it with `mangaassist sessions-table --table {table}`"
             ));
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(table, error = %e, "DynamoDB did not answer at start: messages are answered without history until it does")
         }
-        Err(_) => tracing::warn!(
-            table,
-            "DynamoDB did not answer at start in time: messages are answered without history until it does"
-        ),
     }
     Ok(Sessions::Dynamo(Arc::new(DynamoSessions::new(
         client,
@@ -366,9 +359,6 @@ async fn sessions(config: &ServiceConfig, metrics: &Metrics) -> Result<Sessions,
         metrics.stores(),
     ))))
 }
-
-/// How long the start waits to learn whether the session table exists.
-const STORE_CHECK: Duration = Duration::from_secs(5);
 
 /// Periodic upkeep until shutdown: forget idle clients' rate-limit state.
 fn spawn_upkeep(service: Arc<Service>, mut stopping: watch::Receiver<bool>) {

@@ -51,7 +51,7 @@ impl Sessions {
         create: bool,
     ) -> bool {
         match self {
-            Sessions::Memory(m) => m.append(session_id, owner, user, assistant),
+            Sessions::Memory(m) => m.append(session_id, owner, user, assistant, create),
             Sessions::Dynamo(d) => d.keep(session_id, owner, user, assistant, create).await,
         }
     }
@@ -170,13 +170,28 @@ impl MemorySessions {
         (*entry.owner == *owner).then(|| entry.turns.clone())
     }
 
-    /// Appends one exchange (creating the session for `owner` when it is
-    /// new); keeps the last [`HISTORY_WINDOW`] turns. False when another
-    /// identity owns the id.
-    pub fn append(&self, session_id: &str, owner: &str, user: &str, assistant: &str) -> bool {
+    /// Appends one exchange; keeps the last [`HISTORY_WINDOW`] turns. With
+    /// `create` a session that does not exist (or expired) is started for
+    /// `owner`; without, only a live one of `owner`'s is extended. False
+    /// when the exchange was not kept (another identity's id, or gone).
+    pub fn append(
+        &self,
+        session_id: &str,
+        owner: &str,
+        user: &str,
+        assistant: &str,
+        create: bool,
+    ) -> bool {
         let now = self.clock.now();
         let mut map = self.lock();
         let map = &mut *map;
+        let live = map
+            .entries
+            .get(session_id)
+            .is_some_and(|e| !self.expired(e, now));
+        if !create && !live {
+            return false;
+        }
         if !map.entries.contains_key(session_id) {
             let incoming = session_id.len() + owner.len() + user.len() + assistant.len();
             self.make_room(map, now, incoming);
@@ -236,7 +251,7 @@ mod tests {
         let clock = Arc::new(ManualClock::default());
         let s = store(&clock);
         for i in 0..8 {
-            assert!(s.append("a", "o", &format!("q{i}"), &format!("r{i}")));
+            assert!(s.append("a", "o", &format!("q{i}"), &format!("r{i}"), true));
         }
         let turns = s.history("a", "o").unwrap();
         assert_eq!(turns.len(), HISTORY_WINDOW);
@@ -248,7 +263,7 @@ mod tests {
     fn idle_sessions_expire_and_clear_forgets() {
         let clock = Arc::new(ManualClock::default());
         let s = store(&clock);
-        s.append("a", "o", "q", "r");
+        s.append("a", "o", "q", "r", true);
         clock.advance(Duration::from_secs(1800));
         assert_eq!(
             s.history("a", "o").unwrap().len(),
@@ -257,7 +272,7 @@ mod tests {
         );
         clock.advance(Duration::from_secs(1801));
         assert!(s.history("a", "o").is_none());
-        s.append("b", "o", "q", "r");
+        s.append("b", "o", "q", "r", true);
         assert!(!s.clear("b", "thief"));
         assert!(s.clear("b", "o"));
         assert!(!s.clear("b", "o"));
@@ -269,11 +284,11 @@ mod tests {
         let clock = Arc::new(ManualClock::default());
         let s = store(&clock);
         for id in ["a", "b", "c"] {
-            s.append(id, "o", "q", "r");
+            s.append(id, "o", "q", "r", true);
             clock.advance(Duration::from_secs(1));
         }
-        s.append("a", "o", "q2", "r2");
-        s.append("d", "o", "q", "r");
+        s.append("a", "o", "q2", "r2", true);
+        s.append("d", "o", "q", "r", true);
         assert!(s.history("b", "o").is_none(), "b was least recently used");
         assert_eq!(s.history("a", "o").unwrap().len(), 4);
         assert_eq!(s.history("d", "o").unwrap().len(), 2);
@@ -283,9 +298,14 @@ mod tests {
     fn a_session_is_its_owner_s_alone() {
         let clock = Arc::new(ManualClock::default());
         let s = store(&clock);
-        assert!(s.append("a", "key:alice", "q", "r"));
+        assert!(s.append("a", "key:alice", "q", "r", true));
         assert!(s.history("a", "key:mallory").is_none());
-        assert!(!s.append("a", "key:mallory", "q", "r"));
+        assert!(!s.append("a", "key:mallory", "q", "r", true));
+        assert!(
+            !s.append("never-issued", "key:alice", "q", "r", false),
+            "without create, an unknown id starts nothing"
+        );
+        assert!(s.history("never-issued", "key:alice").is_none());
         assert!(!s.clear("a", "key:mallory"));
         assert_eq!(s.history("a", "key:alice").unwrap().len(), 2);
     }
@@ -296,7 +316,7 @@ mod tests {
         let s = MemorySessions::new(Duration::from_secs(1800), 1000, 10_000, clock.clone());
         let big = "x".repeat(1_000);
         for i in 0..100 {
-            s.append(&format!("s{i}"), "o", &big, &big);
+            s.append(&format!("s{i}"), "o", &big, &big, true);
             clock.advance(Duration::from_millis(1));
         }
         let map = s.lock();

@@ -21,6 +21,8 @@ pub struct Parameter {
     pub value: String,
     /// Whether it is a StringList (comma-separated).
     pub list: bool,
+    /// Whether it is a SecureString (its value never goes into a message).
+    pub secret: bool,
 }
 
 /// Settings only the file or the environment may give: where to read the
@@ -58,6 +60,7 @@ pub async fn fetch(client: &Client, path: &str) -> Result<Vec<Parameter>, String
         .flat_map(|page| page.parameters())
         .map(|p| Parameter {
             list: p.r#type() == Some(&ParameterType::StringList),
+            secret: p.r#type() == Some(&ParameterType::SecureString),
             name: p.name().unwrap_or_default().to_string(),
             value: p.value().unwrap_or_default().to_string(),
         })
@@ -84,6 +87,7 @@ pub fn layer(path: &str, parameters: &[Parameter]) -> Result<toml::Table, String
                 segments[0]
             )));
         }
+        let text = toml::Value::String(p.value.clone());
         let value = if p.list {
             toml::Value::Array(
                 p.value
@@ -95,21 +99,36 @@ pub fn layer(path: &str, parameters: &[Parameter]) -> Result<toml::Table, String
             match serde_json::from_str::<serde_json::Value>(&p.value) {
                 Ok(json) => toml::Value::try_from(&json)
                     .map_err(|e| refuse(format!("its JSON has no TOML form ({e})")))?,
-                Err(_) => toml::Value::String(p.value.clone()),
+                Err(_) => text.clone(),
             }
         };
-        // Nest: a/b/c = v is a = { b = { c = v } }.
-        let mut nested = value;
-        for key in segments[1..].iter().rev() {
-            nested = toml::Value::Table(toml::Table::from_iter([(key.to_string(), nested)]));
-        }
         let top = segments[0].to_string();
-        // Checked alone over the defaults: an unknown name or a value of
-        // the wrong kind is reported against this parameter.
-        let alone = toml::Table::from_iter([(top.clone(), nested.clone())]);
-        alone
-            .try_into::<ServiceConfig>()
-            .map_err(|e| refuse(e.message().to_string()))?;
+        // Checked alone over the defaults, so an unknown name or a value of
+        // the wrong kind is reported against this parameter. Text that
+        // happens to parse as JSON (a table named `2024`) is taken as text
+        // when only the text fits.
+        let nested = [value, text]
+            .into_iter()
+            .map(|v| nest(&segments[1..], v))
+            .try_fold(None::<String>, |first_error, nested| {
+                let alone = toml::Table::from_iter([(top.clone(), nested.clone())]);
+                match alone.try_into::<ServiceConfig>() {
+                    Ok(_) => Err(nested),
+                    Err(e) => Ok(first_error.or(Some(e.message().to_string()))),
+                }
+            });
+        let nested = match nested {
+            Err(fits) => fits,
+            Ok(error) => {
+                let error = error.unwrap_or_default();
+                return Err(refuse(if p.secret && error.contains(p.value.trim()) {
+                    // The message quotes the value: not for secrets.
+                    format!("not a valid value for {top} (a SecureString; its value is not shown)")
+                } else {
+                    error
+                }));
+            }
+        };
         match (table.get_mut(&top), nested) {
             (Some(toml::Value::Table(into)), toml::Value::Table(from)) => deep_merge(into, from),
             (_, nested) => {
@@ -118,6 +137,13 @@ pub fn layer(path: &str, parameters: &[Parameter]) -> Result<toml::Table, String
         }
     }
     Ok(table)
+}
+
+/// `a/b/c = v` is `a = { b = { c = v } }` (here `segments` are `b`, `c`).
+fn nest(segments: &[&str], value: toml::Value) -> toml::Value {
+    segments.iter().rev().fold(value, |nested, key| {
+        toml::Value::Table(toml::Table::from_iter([(key.to_string(), nested)]))
+    })
 }
 
 fn deep_merge(into: &mut toml::Table, from: toml::Table) {
@@ -141,6 +167,7 @@ mod tests {
             name: name.into(),
             value: value.into(),
             list: false,
+            secret: false,
         }
     }
 
@@ -215,5 +242,24 @@ mod tests {
         assert!(e.contains("only in the configuration file"), "{e}");
         let e = layer(PATH, &[p("/manga-assist/prod/regions", "null")]).unwrap_err();
         assert!(e.contains("no TOML form"), "{e}");
+        // A secret's value never appears in the message.
+        let mut secret = p(
+            "/manga-assist/prod/user_token_secrets",
+            "hunter2-secret-value",
+        );
+        secret.secret = true;
+        let e = layer(PATH, &[secret]).unwrap_err();
+        assert!(
+            !e.contains("hunter2") && e.contains("value is not shown"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn text_that_parses_as_json_stays_text_where_only_text_fits() {
+        let t = layer(PATH, &[p("/manga-assist/prod/sessions_table", "2024")]).unwrap();
+        assert_eq!(t["sessions_table"].as_str(), Some("2024"));
+        let t = layer(PATH, &[p("/manga-assist/prod/rate_per_second", "2024")]).unwrap();
+        assert_eq!(t["rate_per_second"], toml::Value::Integer(2024));
     }
 }

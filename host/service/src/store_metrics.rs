@@ -1,4 +1,4 @@
-//! Latency and failures of the shared stores (Redis, DynamoDB, SSM), one
+//! Latency and failures of the shared stores (Redis, DynamoDB), one
 //! histogram and one counter labelled by store and operation: how an
 //! operator sees a slow or failing store before users do.
 

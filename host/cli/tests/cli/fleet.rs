@@ -46,7 +46,9 @@ fn replica(redis: &RedisServer, moto: &MotoServer, emulator: &Emulator) -> Repli
         .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", &emulator.1)
         .env("MANGAASSIST_BEDROCK", "aws")
         .env("MANGAASSIST_REDIS_URL", redis.url())
-        .env("MANGAASSIST_REDIS_TIMEOUT_MS", "100")
+        // Generous: a loaded CI machine must not turn the shared state
+        // into per-replica fallbacks (those are tested on their own).
+        .env("MANGAASSIST_REDIS_TIMEOUT_MS", "500")
         .env("MANGAASSIST_SESSIONS_TABLE", "sessions")
         .env("MANGAASSIST_ADMIN_LISTEN", admin.to_string())
         // Each test client is an address of its own behind "the proxy".
@@ -287,15 +289,9 @@ fn a_replica_killed_and_redis_restarted_under_load_lose_no_accepted_turn() {
     // Accepted exchanges per client: (session, question) as answered.
     let accepted: Arc<Mutex<Accepted>> = Arc::default();
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..12)
         .map(|i| {
-            let (addrs, accepted, failures, stop) = (
-                addrs.clone(),
-                accepted.clone(),
-                failures.clone(),
-                stop.clone(),
-            );
+            let (addrs, accepted, failures) = (addrs.clone(), accepted.clone(), failures.clone());
             std::thread::spawn(move || {
                 let client = format!("10.1.0.{i}");
                 let mut session: Option<String> = None;
@@ -303,7 +299,7 @@ fn a_replica_killed_and_redis_restarted_under_load_lose_no_accepted_turn() {
                 // Four exchanges per client (the history keeps the last ten
                 // turns), round-robin over the replicas; a replica that
                 // cannot be reached is skipped, as a load balancer would.
-                while asked < 4 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while asked < 4 {
                     let question = format!("質問 {i}-{asked}");
                     let mut answered = false;
                     for attempt in 0..addrs.len() {
@@ -353,7 +349,6 @@ fn a_replica_killed_and_redis_restarted_under_load_lose_no_accepted_turn() {
     for c in clients {
         c.join().unwrap();
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let failures = failures.lock().unwrap();
     assert!(failures.is_empty(), "{failures:?}");
     let accepted = accepted.lock().unwrap();
@@ -375,4 +370,158 @@ fn a_replica_killed_and_redis_restarted_under_load_lose_no_accepted_turn() {
             assert!(turns.contains(q), "{client}: {q} lost from {turns:?}");
         }
     }
+}
+
+/// Puts SSM parameters into `moto` with boto3 from moto's own virtual
+/// environment (a real AWS client, as an operator's script would be).
+fn put_parameters(moto: &MotoServer, parameters: &[(&str, &str)]) {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/moto/bin/python");
+    let script = "import boto3, json, sys\n\
+        ssm = boto3.client('ssm', endpoint_url=sys.argv[1], region_name='us-east-1')\n\
+        for name, value in json.loads(sys.argv[2]):\n    \
+            ssm.put_parameter(Name=name, Value=value, Type='SecureString', Overwrite=True)\n";
+    let pairs: Vec<[&str; 2]> = parameters.iter().map(|(n, v)| [*n, *v]).collect();
+    let status = Command::new(python)
+        .args([
+            "-c",
+            script,
+            &moto.url(),
+            &serde_json::to_string(&pairs).unwrap(),
+        ])
+        .envs(moto.env())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn with_key(addr: SocketAddr, key: &str) -> u16 {
+    let body = message("こんにちは", None).to_string();
+    crate::http::post_chat_with(addr, &[&format!("X-Api-Key: {key}")], body.as_bytes()).status
+}
+
+#[test]
+fn settings_are_read_from_ssm_at_start_and_again_on_sighup() {
+    use mangaassist_service::identity::hash_key;
+    let moto = MotoServer::start();
+    let keys = |id: &str, key: &str| json!([{"id": id, "sha256": hash_key(key)}]).to_string();
+    put_parameters(
+        &moto,
+        &[
+            (
+                "/manga-assist/staging/api_keys",
+                &keys("one", "key-one-0123456789"),
+            ),
+            ("/manga-assist/staging/emulator_ttft_ms", "0"),
+        ],
+    );
+    let log = std::env::temp_dir().join(format!("mangaassist-ssm-{}.log", std::process::id()));
+    let serve = |moto: &MotoServer, stderr: Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_mangaassist"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .envs(moto.env())
+            .env("MANGA_ENV", "staging")
+            .env("MANGAASSIST_SSM_PARAMETERS", "true")
+            .env("MANGAASSIST_ADMIN_LISTEN", "off")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    };
+    // staging requires auth: it starts only because SSM holds a key.
+    let mut child = serve(&moto, Stdio::from(std::fs::File::create(&log).unwrap()));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("mangaassist listening on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    let replica = Replica {
+        child,
+        addr,
+        admin: addr,
+    };
+    assert_eq!(with_key(addr, "key-one-0123456789"), 200);
+    assert_eq!(with_key(addr, "key-two-0123456789"), 401);
+
+    // Rotation: the key changes in SSM, SIGHUP, no restart.
+    put_parameters(
+        &moto,
+        &[(
+            "/manga-assist/staging/api_keys",
+            &keys("two", "key-two-0123456789"),
+        )],
+    );
+    let hup = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &replica.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    hup();
+    let started = Instant::now();
+    while with_key(addr, "key-two-0123456789") != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the new key never took effect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        with_key(addr, "key-one-0123456789"),
+        401,
+        "the old key is gone"
+    );
+
+    // A bad parameter: the reload is refused and the running settings kept;
+    // a new start is refused, naming the parameter.
+    put_parameters(&moto, &[("/manga-assist/staging/rate_per_secnd", "5")]);
+    hup();
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("configuration read again is not valid")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the bad reload was not refused"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        with_key(addr, "key-two-0123456789"),
+        200,
+        "the running settings kept"
+    );
+    let mut refused = serve(&moto, Stdio::piped());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = refused.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = refused.kill();
+            panic!("a start with an unknown SSM parameter was not refused");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    refused
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("SSM parameter /manga-assist/staging/rate_per_secnd: unknown field"),
+        "{stderr}"
+    );
+    drop(replica);
+    let _ = std::fs::remove_file(&log);
 }

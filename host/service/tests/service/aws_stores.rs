@@ -136,7 +136,8 @@ fn turn(role: &str, content: &str) -> mangaassist_core::body::Turn {
 async fn a_session_is_its_owner_s_and_expires() {
     let moto = MotoServer::start();
     create_table(&dynamodb(&moto), "sessions").await.unwrap();
-    let s = sessions(&moto, Duration::from_secs(1));
+    // TTL 2 s in whole seconds: the first steps have at least a second.
+    let s = sessions(&moto, Duration::from_secs(2));
     let exchange = [&turn("user", "q"), &turn("assistant", "r")];
     assert!(s.append("a", "key:alice", exchange, true).await.unwrap());
     assert!(s.history("a", "key:mallory").await.unwrap().is_none());
@@ -151,7 +152,7 @@ async fn a_session_is_its_owner_s_and_expires() {
     );
     assert!(s.history("unknown", "key:alice").await.unwrap().is_none());
     // Idle past its TTL (DynamoDB deletes late; reads check the time).
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     assert!(s.history("a", "key:alice").await.unwrap().is_none());
     assert!(!s.clear("a", "key:alice").await.unwrap());
     assert!(s.append("b", "key:alice", exchange, true).await.unwrap());
@@ -188,6 +189,10 @@ async fn exchanges_answered_during_an_outage_are_written_when_it_ends() {
     // restoring DynamoDB would find it).
     let moto = MotoServer::start_on(port);
     create_table(&dynamodb(&moto), "sessions").await.unwrap();
+    // Not written yet, but already the session's history on this replica.
+    let pending = s.history("n", "key:alice").await.unwrap().unwrap();
+    assert_eq!(pending.len(), 4, "{pending:?}");
+    assert!(s.history("n", "key:mallory").await.unwrap().is_none());
     assert_eq!(s.retry_waiting().await, 2);
     assert_eq!(s.waiting_count(), 0);
     let turns = s.history("n", "key:alice").await.unwrap().unwrap();
