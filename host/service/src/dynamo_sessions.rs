@@ -188,6 +188,7 @@ impl DynamoSessions {
             exchange,
             create,
         });
+        self.metrics.set_waiting(waiting.len());
         true
     }
 
@@ -237,6 +238,7 @@ impl DynamoSessions {
             if waiting.front().is_some_and(|w| w.seq == seq) {
                 waiting.pop_front();
             }
+            self.metrics.set_waiting(waiting.len());
         }
         if written > 0 {
             tracing::info!(

@@ -189,6 +189,11 @@ impl Metrics {
             m.stores.errors.clone(),
         );
         registry.register(
+            "store_writes_waiting",
+            "Session exchanges answered while DynamoDB was down, waiting to be written",
+            m.stores.waiting.clone(),
+        );
+        registry.register(
             "store_writes_dropped",
             "Writes given up after waiting for a store that was down (its queue of waiting writes was full)",
             m.stores.dropped.clone(),

@@ -7,6 +7,7 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -26,6 +27,8 @@ pub struct StoreMetrics {
     pub(crate) seconds: Family<StoreLabels, Histogram, fn() -> Histogram>,
     pub(crate) errors: Family<StoreLabels, Counter>,
     pub(crate) dropped: Family<StoreLabels, Counter>,
+    /// Session exchanges waiting for DynamoDB to answer again.
+    pub(crate) waiting: Gauge,
 }
 
 impl Default for StoreMetrics {
@@ -34,11 +37,22 @@ impl Default for StoreMetrics {
             seconds: Family::new_with_constructor(store_histogram as fn() -> Histogram),
             errors: Family::default(),
             dropped: Family::default(),
+            waiting: Gauge::default(),
         }
     }
 }
 
 impl StoreMetrics {
+    /// How many session exchanges wait for DynamoDB now.
+    pub fn set_waiting(&self, count: usize) {
+        self.waiting.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// The waiting gauge as last set.
+    pub fn waiting(&self) -> i64 {
+        self.waiting.get()
+    }
+
     /// One write given up after waiting for `store` too long (the queue of
     /// waiting writes was full).
     pub fn dropped(&self, store: &'static str) {

@@ -165,12 +165,13 @@ async fn exchanges_answered_during_an_outage_are_written_when_it_ends() {
     let moto = MotoServer::start();
     let port = moto.port;
     create_table(&dynamodb(&moto), "sessions").await.unwrap();
+    let metrics = StoreMetrics::default();
     let s = DynamoSessions::new(
         dynamodb(&moto),
         "sessions",
         Duration::from_secs(1800),
         Duration::from_millis(300),
-        StoreMetrics::default(),
+        metrics.clone(),
     );
     drop(moto);
     // Down: reads fail fast and say so; writes wait, in order.
@@ -184,6 +185,7 @@ async fn exchanges_answered_during_an_outage_are_written_when_it_ends() {
     assert!(s.keep("n", "key:alice", "q1", "r1", true).await);
     assert!(s.keep("n", "key:alice", "q2", "r2", false).await);
     assert_eq!(s.waiting_count(), 2);
+    assert_eq!(metrics.waiting(), 2, "on /metrics");
     assert_eq!(s.retry_waiting().await, 0, "still down: nothing written");
     // Back (moto restarts empty: the table is made again, as an operator
     // restoring DynamoDB would find it).
@@ -195,6 +197,7 @@ async fn exchanges_answered_during_an_outage_are_written_when_it_ends() {
     assert!(s.history("n", "key:mallory").await.unwrap().is_none());
     assert_eq!(s.retry_waiting().await, 2);
     assert_eq!(s.waiting_count(), 0);
+    assert_eq!(metrics.waiting(), 0);
     let turns = s.history("n", "key:alice").await.unwrap().unwrap();
     let texts: Vec<&str> = turns.iter().map(|t| t.content.as_str()).collect();
     assert_eq!(texts, ["q1", "r1", "q2", "r2"], "in the order answered");
