@@ -50,14 +50,28 @@ pub struct Violation {
 }
 
 /// Violations found so far: the first `limit` in full, the rest counted.
-struct Report {
+pub(crate) struct Report {
     listed: Vec<Violation>,
     limit: usize,
     total: usize,
 }
 
 impl Report {
-    fn add(&mut self, path: &str, code: &'static str, message: String) {
+    /// Starts a report that lists at most `limit` violations.
+    pub(crate) fn new(limit: usize) -> Self {
+        Report {
+            listed: Vec::new(),
+            limit,
+            total: 0,
+        }
+    }
+
+    /// The listed violations and how many there were in all.
+    pub(crate) fn finish(self) -> (Vec<Violation>, usize) {
+        (self.listed, self.total)
+    }
+
+    pub(crate) fn add(&mut self, path: &str, code: &'static str, message: String) {
         self.total += 1;
         if self.listed.len() < self.limit {
             self.listed.push(Violation {
@@ -76,11 +90,11 @@ impl Report {
 }
 
 /// RFC 6901 escaping of one reference token.
-fn pointer(parent: &str, key: &str) -> String {
+pub(crate) fn pointer(parent: &str, key: &str) -> String {
     format!("{parent}/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -92,7 +106,11 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn expect_object<'v>(r: &mut Report, path: &str, v: &'v Value) -> Option<&'v Map<String, Value>> {
+pub(crate) fn expect_object<'v>(
+    r: &mut Report,
+    path: &str,
+    v: &'v Value,
+) -> Option<&'v Map<String, Value>> {
     match v {
         Value::Object(m) => Some(m),
         other => {
@@ -106,7 +124,7 @@ fn expect_object<'v>(r: &mut Report, path: &str, v: &'v Value) -> Option<&'v Map
     }
 }
 
-fn expect_string<'v>(r: &mut Report, path: &str, v: &'v Value) -> Option<&'v str> {
+pub(crate) fn expect_string<'v>(r: &mut Report, path: &str, v: &'v Value) -> Option<&'v str> {
     match v {
         Value::String(s) => Some(s),
         other => {
@@ -120,7 +138,12 @@ fn expect_string<'v>(r: &mut Report, path: &str, v: &'v Value) -> Option<&'v str
     }
 }
 
-fn unknown_properties(r: &mut Report, path: &str, m: &Map<String, Value>, allowed: &[&str]) {
+pub(crate) fn unknown_properties(
+    r: &mut Report,
+    path: &str,
+    m: &Map<String, Value>,
+    allowed: &[&str],
+) {
     let mut unknown: Vec<&String> = m
         .keys()
         .filter(|k| !allowed.contains(&k.as_str()))
@@ -142,7 +165,12 @@ fn unknown_properties(r: &mut Report, path: &str, m: &Map<String, Value>, allowe
     }
 }
 
-fn enum_member(r: &mut Report, path: &str, v: &Value, allowed: &[&str]) -> Option<usize> {
+pub(crate) fn enum_member(
+    r: &mut Report,
+    path: &str,
+    v: &Value,
+    allowed: &[&str],
+) -> Option<usize> {
     let s = expect_string(r, path, v)?;
     let found = allowed.iter().position(|a| *a == s);
     if found.is_none() {
@@ -155,7 +183,7 @@ fn enum_member(r: &mut Report, path: &str, v: &Value, allowed: &[&str]) -> Optio
     found
 }
 
-fn required(r: &mut Report, path: &str, what: &str) {
+pub(crate) fn required(r: &mut Report, path: &str, what: &str) {
     r.add(path, "required", format!("{what} is required"));
 }
 

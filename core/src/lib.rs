@@ -17,6 +17,7 @@ pub mod cache_key;
 mod chars;
 pub mod contract;
 mod error;
+pub mod jobs;
 pub mod models;
 mod nfc;
 mod pattern;

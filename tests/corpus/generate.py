@@ -691,6 +691,62 @@ def screen_cases():
     return cases
 
 
+# --------------------------------------------------------------------------
+# Batch jobs: the job contract and each task's prompt
+# --------------------------------------------------------------------------
+
+def item(i, **fields):
+    return {"id": f"isbn:978-4-08-{i:06d}", "title": f"ONE PIECE {i}", **fields}
+
+
+JOB_CASES = {
+    "synopsis_minimal": {"task": "synopsis", "items": [item(1)]},
+    "enrich_full": {"task": "enrich", "language": "en", "items": [item(1, author="尾田栄一郎", description="海賊王を目指す少年の冒険。"), item(2)]},
+    "max_items": {"task": "enrich", "items": [item(i) for i in range(1000)]},
+    "too_many_items": {"task": "enrich", "items": [item(i) for i in range(1001)]},
+    "no_items": {"task": "synopsis", "items": []},
+    "items_object": {"task": "synopsis", "items": {"id": "a"}},
+    "items_missing": {"task": "synopsis"},
+    "task_missing": {"items": [item(1)]},
+    "task_unknown": {"task": "translate", "items": [item(1)]},
+    "task_number": {"task": 1, "items": [item(1)]},
+    "language_unknown": {"task": "synopsis", "language": "fr", "items": [item(1)]},
+    "unknown_top": {"task": "synopsis", "items": [item(1)], "priority": "high"},
+    "top_array": [],
+    "top_null": None,
+    "item_not_object": {"task": "synopsis", "items": ["ONE PIECE"]},
+    "item_unknown_field": {"task": "synopsis", "items": [item(1, price=500)]},
+    "id_missing": {"task": "synopsis", "items": [{"title": "x"}]},
+    "id_empty": {"task": "synopsis", "items": [{"id": "", "title": "x"}]},
+    "id_number": {"task": "synopsis", "items": [{"id": 7, "title": "x"}]},
+    "id_128": {"task": "synopsis", "items": [{"id": "a" * 128, "title": "x"}]},
+    "id_129": {"task": "synopsis", "items": [{"id": "a" * 129, "title": "x"}]},
+    "id_space": {"task": "synopsis", "items": [{"id": "a b", "title": "x"}]},
+    "id_fullwidth": {"task": "synopsis", "items": [{"id": "ａ", "title": "x"}]},
+    "id_slash": {"task": "synopsis", "items": [{"id": "a/b", "title": "x"}]},
+    "id_duplicate": {"task": "synopsis", "items": [item(1), item(2), item(1)]},
+    "id_duplicate_twice": {"task": "synopsis", "items": [item(1), item(1), item(1)]},
+    "title_missing": {"task": "synopsis", "items": [{"id": "a"}]},
+    "title_empty": {"task": "synopsis", "items": [{"id": "a", "title": ""}]},
+    "title_300": {"task": "synopsis", "items": [{"id": "a", "title": "漫" * 300}]},
+    "title_301_astral": {"task": "synopsis", "items": [{"id": "a", "title": "😀" * 301}]},
+    "author_201": {"task": "synopsis", "items": [item(1, author="a" * 201)]},
+    "author_null": {"task": "synopsis", "items": [item(1, author=None)]},
+    "description_2000": {"task": "synopsis", "items": [item(1, description="あ" * 2000)]},
+    "description_2001": {"task": "synopsis", "items": [item(1, description="あ" * 2001)]},
+    "everything_wrong": {"task": "x", "language": 3, "items": [{"id": "a", "title": ""}, {"id": "a", "title": 1, "x": 1}, None], "extra": True},
+}
+
+JOB_BODY_CASES = {
+    "synopsis_ja": {"task": "synopsis", "item": item(1, author="尾田栄一郎")},
+    "synopsis_en_description": {"task": "synopsis", "language": "en", "item": item(2, description="A boy sets out to sea.")},
+    "enrich_zh": {"task": "enrich", "language": "zh", "item": item(3)},
+    "enrich_sanitized_fields": {"task": "enrich", "item": {"id": "x", "title": "  ワンピース\u200b  ", "author": "尾田\u3000栄一郎 ", "description": "か\u3099ん\n\n\nば"}},
+    "long_description": {"task": "synopsis", "item": item(4, description="海" * 2000)},
+    "language_unknown": {"task": "synopsis", "language": "fr", "item": item(5)},
+}
+
+
 def build():
     suites = {}
     suites["check"] = [vec(n, {"message": m}, ref.check_report(m)) for n, m in CHECK_CASES.items()] + SPEC_ONLY_CHECK
@@ -708,6 +764,8 @@ def build():
     suites["contract"] = [vec(n, d, ref.validate(d)) for n, d in CONTRACT_CASES.items()]
     suites["precheck"] = [vec(n, i, ref.precheck(i)) for n, i in precheck_cases().items()]
     suites["screen"] = [vec(n, d, ref.screen(d)) for n, d in screen_cases().items()]
+    suites["job"] = [vec(n, d, ref.validate_job(d)) for n, d in JOB_CASES.items()]
+    suites["job_body"] = [vec(n, i, ref.job_body_report(i)) for n, i in JOB_BODY_CASES.items()]
     for vectors in suites.values():
         for v in vectors:
             if v.get("by") != "spec":

@@ -334,3 +334,132 @@ def screen(doc):
         "modelPreference": data.get("modelPreference", "auto"),
         "estimatedTokens": estimate(message),
     }
+
+
+# Batch jobs (the asynchronous path; core/src/jobs.rs)
+JOB_TASKS = ["synopsis", "enrich"]
+JOB_PROPERTIES = ["task", "language", "items"]
+ITEM_PROPERTIES = ["id", "title", "author", "description"]
+MAX_JOB_ITEMS = 1000
+ITEM_ID = re.compile(r"[A-Za-z0-9._:\-]*")
+TASKS = {
+    "synopsis": {
+        "system": "You write product-page synopses for an online manga store in Japan. "
+        "Write about three sentences that make a reader curious, with no spoilers. Use only the "
+        "facts given; do not mention prices, stock or release dates.",
+        "instruction": "Write the synopsis of this title in {language}.",
+        "max_tokens": 400,
+        "temperature": 0.3,
+    },
+    "enrich": {
+        "system": "You label manga for an online store's catalog. Answer with one JSON "
+        'object and nothing else: {"genres": [at most 3 strings], "audience": "kids" or '
+        '"teens" or "adults", "keywords": [at most 5 strings]}. Use only the facts given.',
+        "instruction": "Label this title for the catalog; write genres and keywords in {language}.",
+        "max_tokens": 300,
+        "temperature": 0.0,
+    },
+}
+LANGUAGE_NAMES = {"ja": "Japanese", "en": "English", "zh": "Chinese"}
+
+
+def validate_job(doc):
+    out = []
+
+    def add(path, code, message):
+        out.append({"path": path, "code": code, "message": message})
+
+    def want(path, v, kind, article):
+        if _type_name(v) != kind:
+            add(path, "wrong_type", f"expected {article} {kind}, got {_type_name(v)}")
+            return False
+        return True
+
+    def unknown(path, obj, allowed):
+        for key in sorted(k for k in obj if k not in allowed):
+            add(_pointer(path, key), "unknown_property",
+                f'unknown property "{key}"; allowed: {", ".join(allowed)}')
+
+    def enum(path, v, allowed):
+        if want(path, v, "string", "a") and v not in allowed:
+            add(path, "not_in_enum", f'"{v}" is not one of {", ".join(allowed)}')
+
+    def text(path, name, v, limit):
+        if not want(path, v, "string", "a"):
+            return None
+        if len(v) == 0:
+            add(path, "too_short", f"{name} must have at least 1 character")
+            return None
+        if len(v) > limit:
+            add(path, "too_long", f"{name} has {len(v)} characters, over the limit of {limit}")
+            return None
+        return v
+
+    if not want("", doc, "object", "an"):
+        return out
+    unknown("", doc, JOB_PROPERTIES)
+    if "task" in doc:
+        enum("/task", doc["task"], JOB_TASKS)
+    else:
+        add("/task", "required", "task is required")
+    if "language" in doc:
+        enum("/language", doc["language"], LANGUAGES)
+    if "items" not in doc:
+        add("/items", "required", "items is required")
+        return out
+    items = doc["items"]
+    if _type_name(items) != "array":
+        add("/items", "wrong_type", f"expected an array, got {_type_name(items)}")
+        return out
+    if not items:
+        add("/items", "too_short", "items must have at least 1 item")
+    elif len(items) > MAX_JOB_ITEMS:
+        add("/items", "too_long", f"items has {len(items)} entries, over the limit of {MAX_JOB_ITEMS}")
+    seen = {}
+    for i, item in enumerate(items):
+        path = f"/items/{i}"
+        if not want(path, item, "object", "an"):
+            continue
+        unknown(path, item, ITEM_PROPERTIES)
+        if "id" not in item:
+            add(path + "/id", "required", "id is required")
+        else:
+            item_id = text(path + "/id", "id", item["id"], 128)
+            if item_id is not None:
+                if not (ITEM_ID.fullmatch(item_id) and item_id.isascii()):
+                    add(path + "/id", "pattern_mismatch",
+                        "id may contain only ASCII letters, digits, '.', '_', ':' and '-'")
+                elif item_id in seen:
+                    add(path + "/id", "duplicate_id", f'id "{item_id}" is also the id of item {seen[item_id]}')
+                else:
+                    seen[item_id] = i
+        for name, limit, needed in (("title", 300, True), ("author", 200, False), ("description", 2000, False)):
+            if name in item:
+                text(f"{path}/{name}", name, item[name], limit)
+            elif needed:
+                add(f"{path}/{name}", "required", f"{name} is required")
+    return out
+
+
+def job_message(task, language, item):
+    text = TASKS[task]["instruction"].replace("{language}", LANGUAGE_NAMES[language])
+    text += "\n\nTitle: " + sanitize(item["title"])
+    if "author" in item:
+        text += "\nAuthor: " + sanitize(item["author"])
+    if "description" in item:
+        text += "\nDescription: " + sanitize(item["description"])
+    return text
+
+
+def job_body_report(inp):
+    language = inp.get("language", "ja")
+    if language not in LANGUAGES:
+        return error("invalid_argument", f'language "{language}" is not one of {", ".join(LANGUAGES)}')
+    task = TASKS[inp["task"]]
+    return body_report({
+        "message": job_message(inp["task"], language, inp["item"]),
+        "system": task["system"],
+        "maxTokens": task["max_tokens"],
+        "temperature": task["temperature"],
+        "modelPreference": "fast",
+    })

@@ -39,11 +39,15 @@ pub enum Suite {
     /// chat request (sent as JSON text) → the service's screening: contract
     /// violations, a refusal, or the typed request it accepts (SPEC 2–5, 10).
     Screen,
+    /// batch job document → list of violations.
+    Job,
+    /// `{"task","language"?,"item"}` → the item's `{"model","body","cacheKey"}`.
+    JobBody,
 }
 
 impl Suite {
     /// Every suite, in corpus order.
-    pub const ALL: [Suite; 9] = [
+    pub const ALL: [Suite; 11] = [
         Suite::Check,
         Suite::Policy,
         Suite::Sanitize,
@@ -53,6 +57,8 @@ impl Suite {
         Suite::Contract,
         Suite::Precheck,
         Suite::Screen,
+        Suite::Job,
+        Suite::JobBody,
     ];
 
     /// Base name of the suite's corpus file.
@@ -67,6 +73,8 @@ impl Suite {
             Suite::Contract => "contract",
             Suite::Precheck => "precheck",
             Suite::Screen => "screen",
+            Suite::Job => "job",
+            Suite::JobBody => "job_body",
         }
     }
 }
@@ -128,6 +136,8 @@ pub fn embedded(suite: Suite) -> &'static str {
         Suite::Contract => include_str!("../../corpus/contract.jsonl"),
         Suite::Precheck => include_str!("../../corpus/precheck.jsonl"),
         Suite::Screen => include_str!("../../corpus/screen.jsonl"),
+        Suite::Job => include_str!("../../corpus/job.jsonl"),
+        Suite::JobBody => include_str!("../../corpus/job_body.jsonl"),
     }
 }
 

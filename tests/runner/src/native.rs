@@ -5,6 +5,7 @@ use mangaassist_core::api::{
     precheck_report, screen,
 };
 use mangaassist_core::contract::validate_request;
+use mangaassist_core::jobs::{JobItemInput, job_body_report, validate_job};
 use mangaassist_core::models::Catalog;
 use mangaassist_core::policy::{Policy, PolicyConfig};
 use mangaassist_core::sanitize::sanitize;
@@ -66,6 +67,10 @@ impl NativeEngine {
             }),
             // The service receives text: the input is the request, written out.
             Suite::Screen => json(&screen(&self.policy, &input.to_string())),
+            Suite::Job => json(&validate_job(input)),
+            Suite::JobBody => with_input(input, |i: JobItemInput| {
+                job_body_report(&self.catalog, &i).map_err(|e| ErrorReport::from(&e))
+            }),
         }
     }
 }
