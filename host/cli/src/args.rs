@@ -29,6 +29,15 @@ pub enum Engine {
     Wasm,
 }
 
+/// A batch task of `enrich`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Task {
+    /// A spoiler-free product-page synopsis per item.
+    Synopsis,
+    /// Catalog labels per item (genres, audience, keywords) as JSON.
+    Enrich,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -94,6 +103,31 @@ pub enum Command {
         /// Table name (the service's `sessions_table`).
         #[arg(long, default_value = "mangaassist-sessions")]
         table: String,
+    },
+    /// Run a catalog (JSON Lines of {"id","title","author"?,"description"?})
+    /// through a batch task, with a progress bar; answers are appended to
+    /// --out as they come, so Ctrl-C loses nothing and the same command
+    /// resumes. Failed items go to <out>.failed.jsonl and are retried by
+    /// the next run. Bedrock as `serve` is configured (the embedded
+    /// emulator by default).
+    Enrich {
+        /// The catalog file.
+        catalog: PathBuf,
+        /// The task.
+        #[arg(long, value_enum)]
+        task: Task,
+        /// Results file (JSON Lines, one line per item).
+        #[arg(long)]
+        out: PathBuf,
+        /// Language of the answers.
+        #[arg(long, default_value = "ja", value_parser = ["ja", "en", "zh"])]
+        language: String,
+        /// Items in flight at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+        /// The service's configuration file (Bedrock mode, regions, catalog).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the local Bedrock emulator (deterministic, clearly labelled replies).
     Emulator {

@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod enrich;
 mod lines;
 mod serve;
 mod stores;
@@ -23,7 +24,9 @@ use crate::serve::{run_emulator, run_service};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(matches!(cli.command, Command::Serve { .. }));
+    // A progress bar owns the terminal during `enrich`: only errors log.
+    let quiet = matches!(cli.command, Command::Enrich { .. });
+    init_logs(matches!(cli.command, Command::Serve { .. }), quiet);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -105,6 +108,24 @@ fn run(cli: Cli) -> Result<(), String> {
         ),
         Command::Serve { listen, config } => run_service(listen, config.as_deref()),
         Command::SessionsTable { table } => stores::create_sessions_table(&table),
+        Command::Enrich {
+            catalog,
+            task,
+            out,
+            language,
+            concurrency,
+            config,
+        } => enrich::run(&enrich::EnrichArgs {
+            catalog,
+            task: match task {
+                args::Task::Synopsis => mangaassist_core::jobs::JobTask::Synopsis,
+                args::Task::Enrich => mangaassist_core::jobs::JobTask::Enrich,
+            },
+            out,
+            language,
+            concurrency: usize::from(concurrency),
+            config,
+        }),
     }
 }
 
@@ -121,9 +142,10 @@ fn active_policy(path: Option<&Path>) -> Result<Arc<ActivePolicy>, String> {
 
 /// Logs go to stderr (stdout carries the answers); `MANGAASSIST_LOG`
 /// filters. The service logs JSON in staging and prod, for log pipelines.
-fn init_logs(service: bool) {
+fn init_logs(service: bool, quiet: bool) {
+    let default = if quiet { "error" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MANGAASSIST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let json = service && std::env::var("MANGA_ENV").is_ok_and(|e| e == "prod" || e == "staging");
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

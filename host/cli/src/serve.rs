@@ -60,7 +60,10 @@ const SSM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Defaults ← the file ← SSM Parameter Store (when `ssm_parameters` is on)
 /// ← MANGAASSIST_* variables, checked.
-async fn configuration(environment: &str, path: Option<&Path>) -> Result<Resolved, String> {
+pub(crate) async fn configuration(
+    environment: &str,
+    path: Option<&Path>,
+) -> Result<Resolved, String> {
     let file_text = match path {
         Some(path) => Some(
             std::fs::read_to_string(path)

@@ -143,52 +143,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         .watch(Duration::from_secs(1))
         .map_err(|e| format!("cannot watch the policy: {e}"))?;
 
-    let (invoker_config, emulator, bedrock) = match config.bedrock {
-        BedrockMode::Emulator => {
-            let handle = emulator::start(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                EmulatorConfig {
-                    latency: Latency {
-                        ttft_ms: config.emulator_ttft_ms,
-                        per_token_ms: config.emulator_per_token_ms,
-                    },
-                    faults: Default::default(),
-                    control_port: 0,
-                },
-            )
-            .await
-            .map_err(|e| format!("cannot start the embedded Bedrock emulator: {e}"))?;
-            tracing::warn!(
-                endpoint = %handle.endpoint(),
-                "no AWS configured (bedrock = \"emulator\"): answers come from the embedded \
-                 Bedrock emulator on a loopback port, offline and canned, not from Claude; \
-                 set bedrock = \"aws\" to use Amazon Bedrock"
-            );
-            let regions: Vec<&str> = config.regions.iter().map(String::as_str).collect();
-            let mut invoker_config =
-                InvokerConfig::emulated(&handle.endpoint(), &regions, resolved.profile);
-            invoker_config.stream_idle = Duration::from_millis(config.stream_idle_ms);
-            (invoker_config, Some(handle), "emulator")
-        }
-        BedrockMode::Aws => {
-            tracing::info!(regions = ?config.regions, "answers come from Amazon Bedrock (default credential chain)");
-            let invoker_config = InvokerConfig {
-                regions: config
-                    .regions
-                    .iter()
-                    .map(|r| RegionEndpoint {
-                        region: r.clone(),
-                        endpoint_url: None,
-                    })
-                    .collect(),
-                profile: resolved.profile,
-                credentials: CredentialSource::DefaultChain,
-                stream_idle: Duration::from_millis(config.stream_idle_ms),
-            };
-            (invoker_config, None, "aws")
-        }
-    };
-    let invoker = Invoker::new(&invoker_config, Arc::new(SystemClock::new())).await?;
+    let (invoker, emulator, bedrock) = bedrock(&config, resolved.profile).await?;
 
     let rate_limits = RateLimits::new(
         (config.rate_per_second, config.rate_burst),
@@ -316,6 +271,62 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         emulator,
         _watcher: watcher,
     })
+}
+
+/// The Bedrock invoker `config` describes: the embedded emulator on a
+/// loopback port (said in a warning: its answers are canned), or Amazon
+/// Bedrock through the default credential chain. Also what the batch
+/// commands (`enrich`) call Bedrock through.
+pub async fn bedrock(
+    config: &ServiceConfig,
+    profile: mangaassist_bedrock::profile::EnvProfile,
+) -> Result<(Invoker, Option<EmulatorHandle>, &'static str), String> {
+    let (invoker_config, emulator, bedrock) = match config.bedrock {
+        BedrockMode::Emulator => {
+            let handle = emulator::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                EmulatorConfig {
+                    latency: Latency {
+                        ttft_ms: config.emulator_ttft_ms,
+                        per_token_ms: config.emulator_per_token_ms,
+                    },
+                    faults: Default::default(),
+                    control_port: 0,
+                },
+            )
+            .await
+            .map_err(|e| format!("cannot start the embedded Bedrock emulator: {e}"))?;
+            tracing::warn!(
+                endpoint = %handle.endpoint(),
+                "no AWS configured (bedrock = \"emulator\"): answers come from the embedded \
+                 Bedrock emulator on a loopback port, offline and canned, not from Claude; \
+                 set bedrock = \"aws\" to use Amazon Bedrock"
+            );
+            let regions: Vec<&str> = config.regions.iter().map(String::as_str).collect();
+            let mut invoker_config = InvokerConfig::emulated(&handle.endpoint(), &regions, profile);
+            invoker_config.stream_idle = Duration::from_millis(config.stream_idle_ms);
+            (invoker_config, Some(handle), "emulator")
+        }
+        BedrockMode::Aws => {
+            tracing::info!(regions = ?config.regions, "answers come from Amazon Bedrock (default credential chain)");
+            let invoker_config = InvokerConfig {
+                regions: config
+                    .regions
+                    .iter()
+                    .map(|r| RegionEndpoint {
+                        region: r.clone(),
+                        endpoint_url: None,
+                    })
+                    .collect(),
+                profile,
+                credentials: CredentialSource::DefaultChain,
+                stream_idle: Duration::from_millis(config.stream_idle_ms),
+            };
+            (invoker_config, None, "aws")
+        }
+    };
+    let invoker = Invoker::new(&invoker_config, Arc::new(SystemClock::new())).await?;
+    Ok((invoker, emulator, bedrock))
 }
 
 /// The session store: this process's memory, or the DynamoDB table named

@@ -16,6 +16,7 @@ mod run;
 mod cli;
 mod emulator_cli;
 mod engines_agree;
+mod enrich;
 mod fleet;
 #[path = "../../../service/tests/service/http.rs"]
 mod http;

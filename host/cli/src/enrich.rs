@@ -1,0 +1,463 @@
+//! `enrich`: a catalog (JSON Lines of items) through one batch task, for a
+//! person at a terminal. Every line is checked before anything is sent; the
+//! prompts are the core's; answers are appended to the results file as
+//! they come, one line per item, so Ctrl-C (or a crash) loses nothing and
+//! the same command resumes where it stopped. A progress bar shows done,
+//! failed, rate, ETA and cost; a summary ends the run.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mangaassist_bedrock::invoker::{Candidate, InvokeError, Invoker, Reply};
+use mangaassist_core::jobs::{JobItem, JobItemInput, JobTask, job_body_report, validate_job};
+use mangaassist_core::models::Catalog;
+use mangaassist_service as service;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+/// Tries of one item before it counts as failed (throttling and regional
+/// outages get exponential backoff with jitter in between).
+const ATTEMPTS: u32 = 4;
+/// First pause between tries; doubles each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Problems listed when the catalog is refused.
+const SHOWN_PROBLEMS: usize = 20;
+
+/// What `enrich` was asked to do.
+pub struct EnrichArgs {
+    /// The catalog: JSON Lines of `{"id","title","author"?,"description"?}`.
+    pub catalog: PathBuf,
+    /// The task.
+    pub task: JobTask,
+    /// Results file (appended to; resumed from).
+    pub out: PathBuf,
+    /// Language of the answers.
+    pub language: String,
+    /// Items in flight at once.
+    pub concurrency: usize,
+    /// The service's configuration file (Bedrock mode, regions, catalog).
+    pub config: Option<PathBuf>,
+}
+
+/// `enrich`.
+pub fn run(args: &EnrichArgs) -> Result<(), String> {
+    let task_name = match args.task {
+        JobTask::Synopsis => "synopsis",
+        JobTask::Enrich => "enrich",
+    };
+    let items = read_catalog(&args.catalog, task_name, &args.language)?;
+    let done = resume(&args.out)?;
+    let pending: Vec<JobItem> = items
+        .iter()
+        .filter(|i| !done.contains(&i.id))
+        .cloned()
+        .collect();
+    let already = items.len() - pending.len();
+    if already > 0 {
+        eprintln!(
+            "resuming: {already} of {} items already in {}",
+            items.len(),
+            args.out.display()
+        );
+    }
+    if pending.is_empty() {
+        return summary(args, items.len(), already, &Outcome::default());
+    }
+    let environment = std::env::var("MANGA_ENV").unwrap_or_else(|_| "dev".to_string());
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start tokio: {e}"))?;
+    let outcome = runtime.block_on(async {
+        let resolved = crate::serve::configuration(&environment, args.config.as_deref()).await?;
+        let (invoker, _emulator, bedrock) =
+            service::server::bedrock(&resolved.service, resolved.profile).await?;
+        if bedrock == "emulator" {
+            eprintln!(
+                "note: answers come from the embedded Bedrock emulator (canned, not Claude); set bedrock = \"aws\" in the configuration for Amazon Bedrock"
+            );
+        }
+        let work = Work {
+            invoker,
+            catalog: resolved.service.catalog.clone(),
+            task: args.task,
+            task_name,
+            language: args.language.clone(),
+            out: Arc::new(std::sync::Mutex::new(open_results(&args.out)?)),
+        };
+        Ok::<_, String>(process(Arc::new(work), pending, args.concurrency).await)
+    })?;
+    write_failures(&failed_path(&args.out), &outcome.failures)?;
+    summary(args, items.len(), already, &outcome)
+}
+
+/// The catalog's items, every line checked by the job contract first: a
+/// catalog with problems is refused whole, before any call is paid for.
+fn read_catalog(path: &Path, task: &str, language: &str) -> Result<Vec<JobItem>, String> {
+    let file =
+        File::open(path).map_err(|e| format!("cannot read catalog {}: {e}", path.display()))?;
+    let mut items = Vec::new();
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let n = n + 1;
+        let line = line.map_err(|e| format!("{}: line {n}: {e}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(format!("line {n}: not JSON ({e})"));
+                continue;
+            }
+        };
+        let doc = json!({"task": task, "language": language, "items": [value]});
+        let violations = validate_job(&doc);
+        if !violations.is_empty() {
+            for v in violations {
+                let at = v
+                    .path
+                    .strip_prefix("/items/0")
+                    .unwrap_or(&v.path)
+                    .to_string();
+                let at = if at.is_empty() { "/".into() } else { at };
+                problems.push(format!("line {n}: {at}: {} ({})", v.message, v.code));
+            }
+            continue;
+        }
+        let Ok(item) = serde_json::from_value::<JobItem>(value) else {
+            problems.push(format!("line {n}: not an item"));
+            continue;
+        };
+        if let Some(first) = seen.insert(item.id.clone(), n) {
+            problems.push(format!(
+                "line {n}: /id: id \"{}\" is also on line {first} (duplicate_id)",
+                item.id
+            ));
+            continue;
+        }
+        items.push(item);
+    }
+    if !problems.is_empty() {
+        let mut text = format!(
+            "catalog {} has {} problem(s); nothing was sent:",
+            path.display(),
+            problems.len()
+        );
+        for p in problems.iter().take(SHOWN_PROBLEMS) {
+            text.push_str("\n  ");
+            text.push_str(p);
+        }
+        if problems.len() > SHOWN_PROBLEMS {
+            text.push_str(&format!(
+                "\n  … and {} more",
+                problems.len() - SHOWN_PROBLEMS
+            ));
+        }
+        return Err(text);
+    }
+    if items.is_empty() {
+        return Err(format!("catalog {} has no items", path.display()));
+    }
+    Ok(items)
+}
+
+/// The ids already answered in the results file. A last line cut short (a
+/// crash mid-write) is removed so the file stays whole JSON Lines.
+fn resume(out: &Path) -> Result<HashSet<String>, String> {
+    let mut done = HashSet::new();
+    let Ok(file) = File::open(out) else {
+        return Ok(done);
+    };
+    let mut reader = BufReader::new(file);
+    let mut good_end = 0u64;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read {}: {e}", out.display()))?;
+        if read == 0 {
+            break;
+        }
+        let whole = line.ends_with('\n');
+        let id = serde_json::from_str::<Value>(line.trim_end())
+            .ok()
+            .and_then(|v| v.get("id").and_then(Value::as_str).map(String::from));
+        match id {
+            Some(id) if whole => {
+                done.insert(id);
+                good_end += read as u64;
+            }
+            _ => break,
+        }
+    }
+    let len = std::fs::metadata(out)
+        .map_err(|e| format!("cannot read {}: {e}", out.display()))?
+        .len();
+    if good_end < len {
+        eprintln!(
+            "note: {} ended in a partial line (an interrupted write); it is removed and that item asked again",
+            out.display()
+        );
+        let file = OpenOptions::new()
+            .write(true)
+            .open(out)
+            .map_err(|e| format!("cannot repair {}: {e}", out.display()))?;
+        file.set_len(good_end)
+            .map_err(|e| format!("cannot repair {}: {e}", out.display()))?;
+    }
+    Ok(done)
+}
+
+fn open_results(out: &Path) -> Result<File, String> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    file.seek(SeekFrom::End(0))
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    Ok(file)
+}
+
+fn failed_path(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "results".into());
+    out.with_file_name(format!("{stem}.failed.jsonl"))
+}
+
+struct Work {
+    invoker: Invoker,
+    catalog: Catalog,
+    task: JobTask,
+    task_name: &'static str,
+    language: String,
+    out: Arc<std::sync::Mutex<File>>,
+}
+
+/// One item that could not be answered.
+struct Failure {
+    id: String,
+    code: String,
+    message: String,
+}
+
+#[derive(Default)]
+struct Outcome {
+    done: usize,
+    failures: Vec<Failure>,
+    left: usize,
+    cost_usd: f64,
+    took: Duration,
+    interrupted: bool,
+}
+
+/// Runs `pending` with at most `concurrency` in flight, until done or
+/// Ctrl-C (then what is in flight finishes and is written).
+async fn process(work: Arc<Work>, pending: Vec<JobItem>, concurrency: usize) -> Outcome {
+    let started = Instant::now();
+    let bar = ProgressBar::new(pending.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30.cyan/blue} {pos}/{len} items · {per_sec} · ETA {eta} · {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("failed 0 · $0.0000");
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let total = pending.len();
+    let mut launched = 0;
+    for item in pending {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        launched += 1;
+        let (work, tx) = (Arc::clone(&work), tx.clone());
+        tokio::spawn(async move {
+            let result = answer(&work, &item).await;
+            let _ = tx.send((item.id, result));
+            drop(permit);
+        });
+    }
+    drop(tx);
+    let mut outcome = Outcome::default();
+    while let Some((id, result)) = rx.recv().await {
+        match result {
+            Ok(cost) => {
+                outcome.done += 1;
+                outcome.cost_usd += cost;
+            }
+            Err((code, message, cost)) => {
+                outcome.cost_usd += cost;
+                outcome.failures.push(Failure { id, code, message });
+            }
+        }
+        bar.inc(1);
+        bar.set_message(format!(
+            "failed {} · ${:.4}",
+            outcome.failures.len(),
+            outcome.cost_usd
+        ));
+    }
+    bar.finish_and_clear();
+    outcome.left = total - launched;
+    outcome.interrupted = stop.load(Ordering::Relaxed) && outcome.left > 0;
+    outcome.took = started.elapsed();
+    outcome
+}
+
+/// One item: its body from the core, Bedrock (with backoff on throttling
+/// and outages), its line in the results. Ok(cost) or Err((code, message,
+/// cost)).
+async fn answer(work: &Work, item: &JobItem) -> Result<f64, (String, String, f64)> {
+    let input = JobItemInput {
+        task: work.task,
+        language: Some(work.language.clone()),
+        item: item.clone(),
+    };
+    let report = job_body_report(&work.catalog, &input)
+        .map_err(|e| (e.code().to_string(), e.message().to_string(), 0.0))?;
+    let model = work
+        .catalog
+        .get(&report.model.key)
+        .map_err(|e| (e.code().to_string(), e.message().to_string(), 0.0))?;
+    let candidates = [Candidate {
+        model,
+        body: &report.body,
+    }];
+    let budget = Duration::from_millis(model.timeout_ms.saturating_mul(2));
+    let mut cost = 0.0;
+    let mut backoff = FIRST_BACKOFF;
+    for attempt in 1..=ATTEMPTS {
+        match work.invoker.invoke(&candidates, budget).await {
+            Ok(reply) => {
+                cost += reply.cost_usd;
+                write_result(work, item, &reply)
+                    .map_err(|e| ("write_failed".to_string(), e, cost))?;
+                return Ok(cost);
+            }
+            Err(e) => {
+                cost += e.spent().cost_usd;
+                if matches!(e, InvokeError::Rejected(..)) || attempt == ATTEMPTS {
+                    return Err((e.code().to_string(), e.to_string(), cost));
+                }
+                let jitter = fastrand::u64(0..=backoff.as_millis() as u64 / 2);
+                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+                backoff *= 2;
+            }
+        }
+    }
+    Err(("bedrock_unavailable".into(), "no attempt left".into(), cost))
+}
+
+/// One line of the results file (the documented format).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultLine<'a> {
+    id: &'a str,
+    task: &'a str,
+    text: &'a str,
+    model_id: &'a str,
+    region: &'a str,
+    usage: mangaassist_bedrock::invoker::Usage,
+    cost_usd: f64,
+}
+
+/// Appends one whole line (written and flushed under the lock, so lines
+/// never interleave).
+fn write_result(work: &Work, item: &JobItem, reply: &Reply) -> Result<(), String> {
+    let line = ResultLine {
+        id: &item.id,
+        task: work.task_name,
+        text: &reply.text,
+        model_id: &reply.model_id,
+        region: &reply.region,
+        usage: reply.usage,
+        cost_usd: reply.cost_usd,
+    };
+    let mut text = serde_json::to_string(&line)
+        .map_err(|e| format!("cannot write the result of {}: {e}", item.id))?;
+    text.push('\n');
+    let mut file = work
+        .out
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| format!("cannot write the result of {}: {e}", item.id))
+}
+
+/// The items that failed in this run, with their last error (rewritten
+/// each run; removed when none failed).
+fn write_failures(path: &Path, failures: &[Failure]) -> Result<(), String> {
+    if failures.is_empty() {
+        let _ = std::fs::remove_file(path);
+        return Ok(());
+    }
+    let mut text = String::new();
+    for f in failures {
+        text.push_str(
+            &json!({"id": f.id, "error": {"code": f.code, "message": f.message}}).to_string(),
+        );
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn summary(args: &EnrichArgs, total: usize, already: usize, o: &Outcome) -> Result<(), String> {
+    let secs = o.took.as_secs_f64();
+    let rate = if secs > 0.0 {
+        o.done as f64 / secs
+    } else {
+        0.0
+    };
+    eprintln!(
+        "{} items: {} done ({} this run, {} before), {} failed, {} left · {:.1} s · {:.1} items/s · ${:.4} this run",
+        total,
+        already + o.done,
+        o.done,
+        already,
+        o.failures.len(),
+        o.left,
+        secs,
+        rate,
+        o.cost_usd
+    );
+    eprintln!("results: {}", args.out.display());
+    if !o.failures.is_empty() {
+        eprintln!(
+            "failed: {} (run the same command again to retry them)",
+            failed_path(&args.out).display()
+        );
+    }
+    if o.interrupted {
+        return Err(format!(
+            "interrupted with {} items left; run the same command again to resume",
+            o.left
+        ));
+    }
+    if !o.failures.is_empty() {
+        return Err(format!("{} items failed", o.failures.len()));
+    }
+    Ok(())
+}
