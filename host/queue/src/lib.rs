@@ -9,8 +9,10 @@
 //! can stand behind one interface.
 
 mod embedded;
+mod sqs;
 
 pub use embedded::EmbeddedQueue;
+pub use sqs::{SqsQueue, dead_letter_name};
 
 use std::time::Duration;
 
