@@ -575,6 +575,7 @@ CONTRACT_CASES = {
     "timestamp_string": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"timestamp": "1732500000"}},
     "timestamp_bool": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"timestamp": True}},
     "client_version_number": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"clientVersion": 2}},
+    "invalid_then_duplicate_id": {"task": "synopsis", "items": [{"id": "a b", "title": "x"}, {"id": "a b", "title": "y"}, {"id": "ok", "title": "z"}, {"id": "ok", "title": "w"}]},
     "everything_wrong": {"action": "dance", "x/y": 1, "data": {"message": "", "sessionId": "NOPE", "preferredLanguage": "fr", "modelPreference": 3, "z": 0}, "metadata": {"timestamp": 1.5, "clientVersion": None}},
     "everything_wrong_2": {"action": [], "data": {"message": ["x"], "sessionId": None}, "metadata": "m", "q": None},
 }
@@ -734,6 +735,7 @@ JOB_CASES = {
     "author_null": {"task": "synopsis", "items": [item(1, author=None)]},
     "description_2000": {"task": "synopsis", "items": [item(1, description="あ" * 2000)]},
     "description_2001": {"task": "synopsis", "items": [item(1, description="あ" * 2001)]},
+    "invalid_then_duplicate_id": {"task": "synopsis", "items": [{"id": "a b", "title": "x"}, {"id": "a b", "title": "y"}, {"id": "ok", "title": "z"}, {"id": "ok", "title": "w"}]},
     "everything_wrong": {"task": "x", "language": 3, "items": [{"id": "a", "title": ""}, {"id": "a", "title": 1, "x": 1}, None], "extra": True},
 }
 
@@ -744,6 +746,8 @@ JOB_BODY_CASES = {
     "enrich_sanitized_fields": {"task": "enrich", "item": {"id": "x", "title": "  ワンピース\u200b  ", "author": "尾田\u3000栄一郎 ", "description": "か\u3099ん\n\n\nば"}},
     "long_description": {"task": "synopsis", "item": item(4, description="海" * 2000)},
     "language_unknown": {"task": "synopsis", "language": "fr", "item": item(5)},
+    "language_null": {"task": "synopsis", "language": None, "item": item(6)},
+    "author_null": {"task": "enrich", "item": item(7, author=None, description=None)},
 }
 
 

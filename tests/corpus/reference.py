@@ -444,15 +444,15 @@ def validate_job(doc):
 def job_message(task, language, item):
     text = TASKS[task]["instruction"].replace("{language}", LANGUAGE_NAMES[language])
     text += "\n\nTitle: " + sanitize(item["title"])
-    if "author" in item:
+    if item.get("author") is not None:
         text += "\nAuthor: " + sanitize(item["author"])
-    if "description" in item:
+    if item.get("description") is not None:
         text += "\nDescription: " + sanitize(item["description"])
     return text
 
 
 def job_body_report(inp):
-    language = inp.get("language", "ja")
+    language = inp.get("language") or "ja"
     if language not in LANGUAGES:
         return error("invalid_argument", f'language "{language}" is not one of {", ".join(LANGUAGES)}')
     task = TASKS[inp["task"]]

@@ -26,6 +26,8 @@ use tokio::sync::Semaphore;
 const ATTEMPTS: u32 = 4;
 /// First pause between tries; doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// The code of an item whose retries Ctrl-C stopped (it is left, not failed).
+const INTERRUPTED: &str = "interrupted";
 /// Problems listed when the catalog is refused.
 const SHOWN_PROBLEMS: usize = 20;
 
@@ -52,7 +54,8 @@ pub fn run(args: &EnrichArgs) -> Result<(), String> {
         JobTask::Enrich => "enrich",
     };
     let items = read_catalog(&args.catalog, task_name, &args.language)?;
-    let done = resume(&args.out)?;
+    let results = open_results(&args.out)?;
+    let done = resume(&args.out, &results, task_name)?;
     let pending: Vec<JobItem> = items
         .iter()
         .filter(|i| !done.contains(&i.id))
@@ -86,7 +89,7 @@ pub fn run(args: &EnrichArgs) -> Result<(), String> {
             task: args.task,
             task_name,
             language: args.language.clone(),
-            out: Arc::new(std::sync::Mutex::new(open_results(&args.out)?)),
+            out: Arc::new(std::sync::Mutex::new(results)),
         };
         Ok::<_, String>(process(Arc::new(work), pending, args.concurrency).await)
     })?;
@@ -133,13 +136,14 @@ fn read_catalog(path: &Path, task: &str, language: &str) -> Result<Vec<JobItem>,
             problems.push(format!("line {n}: not an item"));
             continue;
         };
-        if let Some(first) = seen.insert(item.id.clone(), n) {
+        if let Some(first) = seen.get(&item.id).copied() {
             problems.push(format!(
                 "line {n}: /id: id \"{}\" is also on line {first} (duplicate_id)",
                 item.id
             ));
             continue;
         }
+        seen.insert(item.id.clone(), n);
         items.push(item);
     }
     if !problems.is_empty() {
@@ -168,14 +172,20 @@ fn read_catalog(path: &Path, task: &str, language: &str) -> Result<Vec<JobItem>,
 
 /// The ids already answered in the results file. A last line cut short (a
 /// crash mid-write) is removed so the file stays whole JSON Lines.
-fn resume(out: &Path) -> Result<HashSet<String>, String> {
+fn resume(out: &Path, results: &File, task: &str) -> Result<HashSet<String>, String> {
     let mut done = HashSet::new();
-    let Ok(file) = File::open(out) else {
-        return Ok(done);
+    let file = match File::open(out) {
+        Ok(file) => file,
+        Err(e) => return Err(format!("cannot read {}: {e}", out.display())),
     };
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", out.display()))?
+        .len();
     let mut reader = BufReader::new(file);
     let mut good_end = 0u64;
     let mut line = String::new();
+    let mut n = 0;
     loop {
         line.clear();
         let read = reader
@@ -184,42 +194,66 @@ fn resume(out: &Path) -> Result<HashSet<String>, String> {
         if read == 0 {
             break;
         }
-        let whole = line.ends_with('\n');
-        let id = serde_json::from_str::<Value>(line.trim_end())
-            .ok()
+        n += 1;
+        let parsed = serde_json::from_str::<Value>(line.trim_end()).ok();
+        let id = parsed
+            .as_ref()
             .and_then(|v| v.get("id").and_then(Value::as_str).map(String::from));
+        let last = good_end + read as u64 == len;
         match id {
-            Some(id) if whole => {
+            Some(id) if line.ends_with('\n') => {
+                let theirs = parsed
+                    .as_ref()
+                    .and_then(|v| v.get("task"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if theirs != task {
+                    return Err(format!(
+                        "{} holds results of the task {theirs:?} (line {n}), not {task:?}: choose another --out",
+                        out.display()
+                    ));
+                }
                 done.insert(id);
                 good_end += read as u64;
             }
-            _ => break,
+            // Only a last line without its newline is a torn write; a bad
+            // line anywhere else is someone's edit, not ours to cut.
+            _ if last && !line.ends_with('\n') => break,
+            _ => {
+                return Err(format!(
+                    "{} line {n} is not a result line; fix or move the file (nothing was sent)",
+                    out.display()
+                ));
+            }
         }
     }
-    let len = std::fs::metadata(out)
-        .map_err(|e| format!("cannot read {}: {e}", out.display()))?
-        .len();
     if good_end < len {
         eprintln!(
             "note: {} ended in a partial line (an interrupted write); it is removed and that item asked again",
             out.display()
         );
-        let file = OpenOptions::new()
-            .write(true)
-            .open(out)
-            .map_err(|e| format!("cannot repair {}: {e}", out.display()))?;
-        file.set_len(good_end)
+        results
+            .set_len(good_end)
             .map_err(|e| format!("cannot repair {}: {e}", out.display()))?;
     }
     Ok(done)
 }
 
+/// The results file, created when missing and locked for this run: a
+/// second `enrich` on the same file would ask the same items again.
 fn open_results(out: &Path) -> Result<File, String> {
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(out)
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => format!(
+            "{} is in use by another enrich run; wait for it or choose another --out",
+            out.display()
+        ),
+        std::fs::TryLockError::Error(e) => format!("cannot lock {}: {e}", out.display()),
+    })?;
     file.seek(SeekFrom::End(0))
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     Ok(file)
@@ -277,35 +311,52 @@ async fn process(work: Arc<Work>, pending: Vec<JobItem>, concurrency: usize) -> 
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 stop.store(true, Ordering::Relaxed);
+                // A second Ctrl-C: stop now. Every line written is whole.
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
             }
         });
     }
-    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let total = pending.len();
-    let mut launched = 0;
-    for item in pending {
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            break;
-        };
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        launched += 1;
-        let (work, tx) = (Arc::clone(&work), tx.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // Items are launched in a task of their own, so answers are counted
+    // (and the bar moves) while later items wait for a slot.
+    let launcher = {
+        let stop = Arc::clone(&stop);
         tokio::spawn(async move {
-            let result = answer(&work, &item).await;
-            let _ = tx.send((item.id, result));
-            drop(permit);
-        });
-    }
-    drop(tx);
+            let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+            let mut launched = 0;
+            for item in pending {
+                let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                    break;
+                };
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                launched += 1;
+                let (work, tx, stop) = (Arc::clone(&work), tx.clone(), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    let result = answer(&work, &item, &stop).await;
+                    let _ = tx.send((item.id, result));
+                    drop(permit);
+                });
+            }
+            launched
+        })
+    };
     let mut outcome = Outcome::default();
+    let mut stopped_early = 0;
     while let Some((id, result)) = rx.recv().await {
         match result {
             Ok(cost) => {
                 outcome.done += 1;
                 outcome.cost_usd += cost;
+            }
+            // Ctrl-C came between two tries: not failed, just not done.
+            Err((code, _, cost)) if code == INTERRUPTED => {
+                outcome.cost_usd += cost;
+                stopped_early += 1;
             }
             Err((code, message, cost)) => {
                 outcome.cost_usd += cost;
@@ -320,7 +371,8 @@ async fn process(work: Arc<Work>, pending: Vec<JobItem>, concurrency: usize) -> 
         ));
     }
     bar.finish_and_clear();
-    outcome.left = total - launched;
+    let launched = launcher.await.unwrap_or(total);
+    outcome.left = total - launched + stopped_early;
     outcome.interrupted = stop.load(Ordering::Relaxed) && outcome.left > 0;
     outcome.took = started.elapsed();
     outcome
@@ -329,7 +381,11 @@ async fn process(work: Arc<Work>, pending: Vec<JobItem>, concurrency: usize) -> 
 /// One item: its body from the core, Bedrock (with backoff on throttling
 /// and outages), its line in the results. Ok(cost) or Err((code, message,
 /// cost)).
-async fn answer(work: &Work, item: &JobItem) -> Result<f64, (String, String, f64)> {
+async fn answer(
+    work: &Work,
+    item: &JobItem,
+    stop: &AtomicBool,
+) -> Result<f64, (String, String, f64)> {
     let input = JobItemInput {
         task: work.task,
         language: Some(work.language.clone()),
@@ -364,6 +420,9 @@ async fn answer(work: &Work, item: &JobItem) -> Result<f64, (String, String, f64
                 let jitter = fastrand::u64(0..=backoff.as_millis() as u64 / 2);
                 tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
                 backoff *= 2;
+                if stop.load(Ordering::Relaxed) {
+                    return Err((INTERRUPTED.into(), String::new(), cost));
+                }
             }
         }
     }

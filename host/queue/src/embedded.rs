@@ -63,12 +63,13 @@ impl EmbeddedQueue {
         let db = Connection::open(path).map_err(|e| {
             QueueError::Store(format!("cannot open queue file {}: {e}", path.display()))
         })?;
+        // Another process (a worker) may hold the write lock briefly; set
+        // first, so switching to WAL waits for it too.
+        db.busy_timeout(Duration::from_secs(5)).map_err(store)?;
         db.pragma_update(None, "journal_mode", "WAL")
             .map_err(store)?;
         db.pragma_update(None, "synchronous", "FULL")
             .map_err(store)?;
-        // Another process (a worker) may hold the write lock briefly.
-        db.busy_timeout(Duration::from_secs(5)).map_err(store)?;
         db.execute_batch(SCHEMA).map_err(store)?;
         Ok(EmbeddedQueue {
             db: Mutex::new(db),
@@ -131,7 +132,6 @@ impl EmbeddedQueue {
             )));
         }
         let max = max.clamp(1, MAX_BATCH);
-        let now = now_ms();
         let mut db = self.db();
         // IMMEDIATE: take the write lock first. A deferred transaction that
         // reads, then writes, fails at once ("database is locked") when
@@ -139,6 +139,9 @@ impl EmbeddedQueue {
         let tx = db
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(store)?;
+        // Read after the lock: time spent waiting for it is not taken
+        // from the visibility.
+        let now = now_ms();
         let mut out = Vec::new();
         {
             let mut candidates = tx

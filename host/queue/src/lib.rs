@@ -24,8 +24,9 @@ pub struct Outgoing {
     /// FIFO group: messages of one group are delivered one at a time, in
     /// the order sent. `None`: no order (a standard queue's message).
     pub group: Option<String>,
-    /// Deduplication id: a second message with the same id is dropped while
-    /// the first is still in the queue (sending is then idempotent).
+    /// Deduplication id: a second message with the same id is dropped
+    /// (embedded: while the first is still in the queue; SQS FIFO: within
+    /// five minutes of the first; a standard SQS queue takes none).
     pub dedup_id: Option<String>,
 }
 

@@ -89,7 +89,11 @@ impl SqsQueue {
             .queue_name(queue)
             .attributes(QueueAttributeName::RedrivePolicy, redrive);
         if fifo {
-            make = make.attributes(QueueAttributeName::FifoQueue, "true");
+            // A message sent without a deduplication id is deduplicated by
+            // its body (the embedded queue takes such messages too).
+            make = make
+                .attributes(QueueAttributeName::FifoQueue, "true")
+                .attributes(QueueAttributeName::ContentBasedDeduplication, "true");
         }
         let url = make
             .send()

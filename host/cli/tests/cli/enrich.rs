@@ -101,6 +101,33 @@ fn the_sample_catalog_is_enriched_once_per_item() {
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("resuming: 20 of 20"), "{stderr}");
     assert_eq!(results(&out).values().map(Vec::len).sum::<usize>(), 20);
+    // Another task's results are not this task's: refused, not skipped.
+    let o = run(
+        &[SAMPLE, "--task", "enrich", "--out", out.to_str().unwrap()],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("holds results of the task \"synopsis\""),
+        "{stderr}"
+    );
+    // A damaged line in the middle is not cut away with what follows it.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let damaged = text.replacen("{\"", "{oops", 1);
+    std::fs::write(&out, &damaged).unwrap();
+    let o = run(
+        &[SAMPLE, "--task", "synopsis", "--out", out.to_str().unwrap()],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(stderr.contains("line 1 is not a result line"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        damaged,
+        "nothing cut"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
