@@ -246,6 +246,19 @@ impl EmbeddedQueue {
         Ok(n > 0)
     }
 
+    /// Gives up on a received message: into the dead-letter queue at once,
+    /// with `error` as its last error. False when the receipt is stale.
+    pub fn bury(&self, receipt: &str, error: &str) -> Result<bool, QueueError> {
+        let n = self
+            .db()
+            .execute(
+                "UPDATE messages SET dead = 1, receipt = NULL, last_error = ?2 WHERE receipt = ?1 AND dead = 0",
+                params![receipt, error],
+            )
+            .map_err(store)?;
+        Ok(n > 0)
+    }
+
     /// The messages in `queue`'s dead-letter queue, oldest first.
     pub fn dead_letters(&self, queue: &str) -> Result<Vec<DeadLetter>, QueueError> {
         let db = self.db();

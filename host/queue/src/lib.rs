@@ -5,12 +5,14 @@
 //! can redrive them. FIFO groups keep the items of one group in order.
 //!
 //! The semantics are SQS's, so the embedded backend ([`EmbeddedQueue`],
-//! durable on local disk, the offline default) and SQS (when scaled out)
-//! can stand behind one interface.
+//! durable on local disk, the offline default) and SQS ([`SqsQueue`], when
+//! scaled out) stand behind one interface, [`JobQueue`].
 
+mod backend;
 mod embedded;
 mod sqs;
 
+pub use backend::JobQueue;
 pub use embedded::EmbeddedQueue;
 pub use sqs::{SqsQueue, dead_letter_name};
 

@@ -189,7 +189,12 @@ impl SqsQueue {
             .queue_url(&url)
             .max_number_of_messages(i32::try_from(max.clamp(1, MAX_BATCH)).unwrap_or(10))
             .visibility_timeout(secs(visibility))
-            .wait_time_seconds(secs(wait).min(20))
+            // Whole seconds on SQS: a wait is rounded up, never to none.
+            .wait_time_seconds(
+                i32::try_from(wait.as_secs_f64().ceil() as u64)
+                    .unwrap_or(20)
+                    .min(20),
+            )
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_attribute_names(LAST_ERROR)
             .send()

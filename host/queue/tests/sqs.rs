@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use mangaassist_queue::{Outgoing, QueuePolicy, SqsQueue};
+use mangaassist_queue::{EmbeddedQueue, JobQueue, Outgoing, QueuePolicy, SqsQueue};
 use mangaassist_test_stores::MotoServer;
 
 fn queue(moto: &MotoServer, max_receives: u32) -> SqsQueue {
@@ -133,4 +133,86 @@ async fn fifo_groups_keep_order_and_dead_letters_keep_their_error() {
         dead[0].last_error.as_deref(),
         Some("bedrock_rejected: too long")
     );
+}
+
+/// One scenario through [`JobQueue`], the same on both backends.
+async fn one_interface(q: &JobQueue, name: &str) {
+    let sent: Vec<Outgoing> = ["ok-1", "ok-2", "flaky", "hopeless"]
+        .iter()
+        .map(|b| msg(b))
+        .collect();
+    assert_eq!(q.send(name, sent).await.unwrap(), 4);
+    let got = q
+        .receive(name, 10, LONG, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 4, "{name}");
+    for m in &got {
+        match m.body.as_str() {
+            "flaky" => q
+                .retry_later(name, m, Duration::ZERO, "ThrottlingException")
+                .await
+                .unwrap(),
+            "hopeless" => q.give_up(name, m, "bedrock_rejected").await.unwrap(),
+            _ => q.delete(name, m).await.unwrap(),
+        }
+    }
+    let again = q
+        .receive(name, 10, LONG, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].body.as_str(), again[0].receive_count),
+        ("flaky", 2)
+    );
+    q.delete(name, &again[0]).await.unwrap();
+    let dead = q.dead_letters(name).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "hopeless");
+    assert_eq!(dead[0].last_error.as_deref(), Some("bedrock_rejected"));
+    // An empty queue: the receive waits out its wait, then answers empty.
+    let started = std::time::Instant::now();
+    assert!(
+        q.receive(name, 10, LONG, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{name}: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(q.redrive(name).await.unwrap(), 1);
+    let back = q
+        .receive(name, 10, LONG, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(back[0].body, "hopeless");
+    q.delete(name, &back[0]).await.unwrap();
+    let depth = q.depth(name).await.unwrap();
+    assert_eq!(
+        (depth.visible, depth.in_flight, depth.dead),
+        (0, 0, 0),
+        "{name}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_interface_two_backends() {
+    let dir = std::env::temp_dir().join(format!("mangaassist-jobqueue-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("queue.sqlite");
+    let _ = std::fs::remove_file(&file);
+    let embedded = JobQueue::Embedded(std::sync::Arc::new(
+        EmbeddedQueue::open(&file, QueuePolicy::default()).unwrap(),
+    ));
+    one_interface(&embedded, "synopsis").await;
+
+    let moto = MotoServer::start();
+    let sqs = queue(&moto, 5);
+    sqs.create("synopsis").await.unwrap();
+    one_interface(&JobQueue::Sqs(std::sync::Arc::new(sqs)), "synopsis").await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
