@@ -47,6 +47,8 @@ const suites = {
   contract: (v) => m.validateRequest(v.input),
   precheck: (v) => guarded(() => m.precheck(v.input)),
   screen: (v) => guarded(() => m.screen(v.rawInput)),
+  job: (v) => m.validateJob(v.input),
+  job_body: (v) => guarded(() => m.jobBody(v.input)),
 };
 
 for (const [suite, answer] of Object.entries(suites)) {

@@ -206,6 +206,25 @@ export function sanitize(message: string): string;
 export function estimateTokens(message: string): number;
 /** Model, Claude body and cache key. Throws {@link MangaAssistError}. */
 export function buildBody(input: BodyInput): BodyReport;
+/** A batch job's task. */
+export type JobTask = "synopsis" | "enrich";
+/** One catalog item of a batch job. */
+export interface JobItem {
+  id: string;
+  title: string;
+  author?: string | null;
+  description?: string | null;
+}
+/** Input of {@link jobBody}. */
+export interface JobItemInput {
+  task: JobTask;
+  language?: "ja" | "en" | "zh" | null;
+  item: JobItem;
+}
+/** Every violation of the batch job contract; empty when valid. */
+export function validateJob(job: unknown): Violation[];
+/** Model, Claude body and cache key of one item of a batch job. */
+export function jobBody(input: JobItemInput): BodyReport;
 /** The cache key of a body, given as an object or as JSON text. Throws {@link MangaAssistError}. */
 export function cacheKey(body: { [key: string]: Json } | string): string;
 /** The model chosen for a preference and message. */

@@ -114,6 +114,23 @@ pub fn build_body(input: JsValue) -> Result<JsValue, JsValue> {
     }
 }
 
+/// Every violation of the batch job contract; empty when valid.
+#[wasm_bindgen(js_name = validateJob)]
+pub fn validate_job_js(job: JsValue) -> Result<JsValue, JsValue> {
+    let doc: serde_json::Value = from_js(job)?;
+    to_js(&mangaassist_core::jobs::validate_job(&doc))
+}
+
+/// Model, Claude body and cache key of one item of a batch job.
+#[wasm_bindgen(js_name = jobBody)]
+pub fn job_body(input: JsValue) -> Result<JsValue, JsValue> {
+    let input: mangaassist_core::jobs::JobItemInput = from_js(input)?;
+    match CATALOG.with(|c| mangaassist_core::jobs::job_body_report(c, &input)) {
+        Ok(r) => to_js(&r),
+        Err(e) => Err(js_error(&ErrorReport::from(&e))),
+    }
+}
+
 /// The cache key of a Claude body (SPEC 7), given as an object or as JSON
 /// text. Text keeps what a JS number cannot: `4096.0` and `4096` hash apart,
 /// as in the Python service.

@@ -13,6 +13,8 @@ export const {
   sanitize,
   estimateTokens,
   buildBody,
+  validateJob,
+  jobBody,
   cacheKey,
   selectModel,
   estimateCost,
