@@ -218,7 +218,7 @@ fn check_job(r: &mut Report, top: &Map<String, Value>) {
         match fields.get("id") {
             None => required(r, &id_path, "id"),
             Some(v) => {
-                if let Some(id) = text(r, &id_path, "id", v, ITEM_ID_MAX_CHARS) {
+                if let Some(id) = text(r, &id_path, "id", v, (ITEM_ID_MAX_CHARS, false)) {
                     let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_:".contains(c);
                     if !id.chars().all(allowed) {
                         r.add(
@@ -248,7 +248,7 @@ fn check_job(r: &mut Report, top: &Map<String, Value>) {
             let field_path = format!("{path}/{name}");
             match fields.get(name) {
                 Some(v) => {
-                    text(r, &field_path, name, v, max);
+                    text(r, &field_path, name, v, (max, true));
                 }
                 None if needed => required(r, &field_path, name),
                 None => {}
@@ -257,8 +257,16 @@ fn check_job(r: &mut Report, top: &Map<String, Value>) {
     }
 }
 
-/// A string of 1 to `max` characters; the string when it is one.
-fn text<'v>(r: &mut Report, path: &str, name: &str, v: &'v Value, max: usize) -> Option<&'v str> {
+/// A string of 1 to `max` characters; the string when it is one. Prose
+/// (title, author, description) must also keep something once sanitized:
+/// a title of spaces would make a prompt about nothing.
+fn text<'v>(
+    r: &mut Report,
+    path: &str,
+    name: &str,
+    v: &'v Value,
+    (max, prose): (usize, bool),
+) -> Option<&'v str> {
     let s = expect_string(r, path, v)?;
     let chars = s.chars().count();
     if chars == 0 {
@@ -274,6 +282,14 @@ fn text<'v>(r: &mut Report, path: &str, name: &str, v: &'v Value, max: usize) ->
             path,
             "too_long",
             format!("{name} has {chars} characters, over the limit of {max}"),
+        );
+        return None;
+    }
+    if prose && sanitize(s).is_empty() {
+        r.add(
+            path,
+            "too_short",
+            format!("{name} is empty once invisible characters and outer whitespace are removed"),
         );
         return None;
     }

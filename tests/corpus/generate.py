@@ -575,7 +575,6 @@ CONTRACT_CASES = {
     "timestamp_string": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"timestamp": "1732500000"}},
     "timestamp_bool": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"timestamp": True}},
     "client_version_number": {"action": "sendMessage", "data": {"message": "x"}, "metadata": {"clientVersion": 2}},
-    "invalid_then_duplicate_id": {"task": "synopsis", "items": [{"id": "a b", "title": "x"}, {"id": "a b", "title": "y"}, {"id": "ok", "title": "z"}, {"id": "ok", "title": "w"}]},
     "everything_wrong": {"action": "dance", "x/y": 1, "data": {"message": "", "sessionId": "NOPE", "preferredLanguage": "fr", "modelPreference": 3, "z": 0}, "metadata": {"timestamp": 1.5, "clientVersion": None}},
     "everything_wrong_2": {"action": [], "data": {"message": ["x"], "sessionId": None}, "metadata": "m", "q": None},
 }
@@ -735,6 +734,9 @@ JOB_CASES = {
     "author_null": {"task": "synopsis", "items": [item(1, author=None)]},
     "description_2000": {"task": "synopsis", "items": [item(1, description="あ" * 2000)]},
     "description_2001": {"task": "synopsis", "items": [item(1, description="あ" * 2001)]},
+    "title_blank": {"task": "synopsis", "items": [{"id": "a", "title": " \u3000\u200b\n"}]},
+    "author_blank_description_blank": {"task": "synopsis", "items": [item(1, author="\ufeff", description="  ")]},
+    "title_blank_around_text": {"task": "synopsis", "items": [{"id": "a", "title": " \u200bナルト "}]},
     "invalid_then_duplicate_id": {"task": "synopsis", "items": [{"id": "a b", "title": "x"}, {"id": "a b", "title": "y"}, {"id": "ok", "title": "z"}, {"id": "ok", "title": "w"}]},
     "everything_wrong": {"task": "x", "language": 3, "items": [{"id": "a", "title": ""}, {"id": "a", "title": 1, "x": 1}, None], "extra": True},
 }

@@ -384,7 +384,7 @@ def validate_job(doc):
         if want(path, v, "string", "a") and v not in allowed:
             add(path, "not_in_enum", f'"{v}" is not one of {", ".join(allowed)}')
 
-    def text(path, name, v, limit):
+    def text(path, name, v, limit, prose=True):
         if not want(path, v, "string", "a"):
             return None
         if len(v) == 0:
@@ -392,6 +392,9 @@ def validate_job(doc):
             return None
         if len(v) > limit:
             add(path, "too_long", f"{name} has {len(v)} characters, over the limit of {limit}")
+            return None
+        if prose and not sanitize(v):
+            add(path, "too_short", f"{name} is empty once invisible characters and outer whitespace are removed")
             return None
         return v
 
@@ -424,7 +427,7 @@ def validate_job(doc):
         if "id" not in item:
             add(path + "/id", "required", "id is required")
         else:
-            item_id = text(path + "/id", "id", item["id"], 128)
+            item_id = text(path + "/id", "id", item["id"], 128, prose=False)
             if item_id is not None:
                 if not (ITEM_ID.fullmatch(item_id) and item_id.isascii()):
                     add(path + "/id", "pattern_mismatch",
