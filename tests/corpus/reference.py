@@ -207,7 +207,9 @@ def _pointer(parent, key):
     return parent + "/" + key.replace("~", "~0").replace("/", "~1")
 
 
-def validate(doc):
+def _reporter():
+    """A list of violations and the checks that add to it (the chat and the
+    job contracts report the same way)."""
     out = []
 
     def add(path, code, message):
@@ -230,6 +232,12 @@ def validate(doc):
                 return v
             add(path, "not_in_enum", f'"{v}" is not one of {", ".join(allowed)}')
         return None
+
+    return out, add, want, unknown, enum
+
+
+def validate(doc):
+    out, add, want, unknown, enum = _reporter()
 
     if not want("", doc, "object", "an"):
         return out
@@ -364,25 +372,7 @@ LANGUAGE_NAMES = {"ja": "Japanese", "en": "English", "zh": "Chinese"}
 
 
 def validate_job(doc):
-    out = []
-
-    def add(path, code, message):
-        out.append({"path": path, "code": code, "message": message})
-
-    def want(path, v, kind, article):
-        if _type_name(v) != kind:
-            add(path, "wrong_type", f"expected {article} {kind}, got {_type_name(v)}")
-            return False
-        return True
-
-    def unknown(path, obj, allowed):
-        for key in sorted(k for k in obj if k not in allowed):
-            add(_pointer(path, key), "unknown_property",
-                f'unknown property "{key}"; allowed: {", ".join(allowed)}')
-
-    def enum(path, v, allowed):
-        if want(path, v, "string", "a") and v not in allowed:
-            add(path, "not_in_enum", f'"{v}" is not one of {", ".join(allowed)}')
+    out, add, want, unknown, enum = _reporter()
 
     def text(path, name, v, limit, prose=True):
         if not want(path, v, "string", "a"):

@@ -46,3 +46,16 @@ pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
 pub fn ssm(config: &aws_config::SdkConfig) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::new(config)
 }
+
+/// An error and its sources as one line (an SDK error's own text is only
+/// "service error" or "dispatch failure"; the cause is in its sources).
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

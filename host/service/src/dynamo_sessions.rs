@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 use mangaassist_core::body::{HISTORY_WINDOW, Turn};
 
+use crate::aws_stores::describe;
 use crate::identity::unix_now;
 use crate::store_metrics::{StoreCall, StoreMetrics};
 
@@ -582,19 +583,6 @@ fn retryable<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
         }
         _ => true,
     }
-}
-
-/// An SDK error as one line: the service's code and message when it
-/// answered, else the transport failure.
-fn describe<E: std::error::Error + 'static>(e: &SdkError<E>) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn encode(

@@ -46,14 +46,10 @@ pub async fn fetch(client: &Client, path: &str) -> Result<Vec<Parameter>, String
         .collect::<Result<Vec<_>, _>>()
         .await
         .map_err(|e| {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            format!("cannot read SSM parameters under {path}: {text}")
+            format!(
+                "cannot read SSM parameters under {path}: {}",
+                crate::aws_stores::describe(&e)
+            )
         })?;
     Ok(pages
         .iter()
@@ -107,27 +103,29 @@ pub fn layer(path: &str, parameters: &[Parameter]) -> Result<toml::Table, String
         // the wrong kind is reported against this parameter. Text that
         // happens to parse as JSON (a table named `2024`) is taken as text
         // when only the text fits.
-        let nested = [value, text]
-            .into_iter()
-            .map(|v| nest(&segments[1..], v))
-            .try_fold(None::<String>, |first_error, nested| {
-                let alone = toml::Table::from_iter([(top.clone(), nested.clone())]);
-                match alone.try_into::<ServiceConfig>() {
-                    Ok(_) => Err(nested),
-                    Err(e) => Ok(first_error.or(Some(e.message().to_string()))),
+        let mut fits = None;
+        let mut first_error = String::new();
+        for candidate in [value, text] {
+            let nested = nest(&segments[1..], candidate);
+            let alone = toml::Table::from_iter([(top.clone(), nested.clone())]);
+            match alone.try_into::<ServiceConfig>() {
+                Ok(_) => {
+                    fits = Some(nested);
+                    break;
                 }
-            });
-        let nested = match nested {
-            Err(fits) => fits,
-            Ok(error) => {
-                let error = error.unwrap_or_default();
-                return Err(refuse(if p.secret && error.contains(p.value.trim()) {
+                Err(e) if first_error.is_empty() => first_error = e.message().to_string(),
+                Err(_) => {}
+            }
+        }
+        let Some(nested) = fits else {
+            return Err(refuse(
+                if p.secret && first_error.contains(p.value.trim()) {
                     // The message quotes the value: not for secrets.
                     format!("not a valid value for {top} (a SecureString; its value is not shown)")
                 } else {
-                    error
-                }));
-            }
+                    first_error
+                },
+            ));
         };
         match (table.get_mut(&top), nested) {
             (Some(toml::Value::Table(into)), toml::Value::Table(from)) => deep_merge(into, from),

@@ -5,7 +5,7 @@
 //! and Redis restarted under load lose no accepted turn.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -61,17 +61,7 @@ fn replica(redis: &RedisServer, moto: &MotoServer, emulator: &Emulator) -> Repli
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("mangaassist listening on http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
+    let addr = crate::serve::listening(&mut child);
     Replica { child, addr, admin }
 }
 
@@ -244,17 +234,16 @@ fn a_fleet_shares_sessions_cache_single_flight_limits_and_cooldowns() {
     assert_eq!(r.json()["region"], "us-west-2");
     assert_eq!(calls_east(&fleet) - east_before, 1);
     // Published at once; the others read it within their 250 ms poll.
-    let started = Instant::now();
-    while !metrics(fleet.replicas[1].admin).lines().any(|l| {
-        l.starts_with("mangaassist_region_cooldown_seconds{region=\"us-east-1\"}")
-            && !l.ends_with(" 0.0")
-    }) {
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "replica b never learned of the cooldown"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        "replica b to learn of the cooldown",
+        Duration::from_secs(3),
+        || {
+            metrics(fleet.replicas[1].admin).lines().any(|l| {
+                l.starts_with("mangaassist_region_cooldown_seconds{region=\"us-east-1\"}")
+                    && !l.ends_with(" 0.0")
+            })
+        },
+    );
     for (i, addr) in [b, c].into_iter().enumerate() {
         let r = send(
             addr,
@@ -372,6 +361,15 @@ fn a_replica_killed_and_redis_restarted_under_load_lose_no_accepted_turn() {
     }
 }
 
+/// Polls `done` until it holds; fails the test after `within`.
+fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Puts SSM parameters into `moto` with boto3 from moto's own virtual
 /// environment (a real AWS client, as an operator's script would be).
 fn put_parameters(moto: &MotoServer, parameters: &[(&str, &str)]) {
@@ -429,17 +427,7 @@ fn settings_are_read_from_ssm_at_start_and_again_on_sighup() {
     };
     // staging requires auth: it starts only because SSM holds a key.
     let mut child = serve(&moto, Stdio::from(std::fs::File::create(&log).unwrap()));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("mangaassist listening on http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
+    let addr = crate::serve::listening(&mut child);
     let replica = Replica {
         child,
         addr,
@@ -464,14 +452,11 @@ fn settings_are_read_from_ssm_at_start_and_again_on_sighup() {
         assert!(status.success());
     };
     hup();
-    let started = Instant::now();
-    while with_key(addr, "key-two-0123456789") != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the new key never took effect"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        "the new key to take effect",
+        Duration::from_secs(10),
+        || with_key(addr, "key-two-0123456789") == 200,
+    );
     assert_eq!(
         with_key(addr, "key-one-0123456789"),
         401,
@@ -482,17 +467,15 @@ fn settings_are_read_from_ssm_at_start_and_again_on_sighup() {
     // a new start is refused, naming the parameter.
     put_parameters(&moto, &[("/manga-assist/staging/rate_per_secnd", "5")]);
     hup();
-    let started = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("configuration read again is not valid")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the bad reload was not refused"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        "the bad reload to be refused",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .contains("configuration read again is not valid")
+        },
+    );
     assert_eq!(
         with_key(addr, "key-two-0123456789"),
         200,

@@ -41,7 +41,7 @@ fn start() -> (Child, SocketAddr) {
 }
 
 /// The address `serve` says on its first line of stdout it listens on.
-fn listening(child: &mut Child) -> SocketAddr {
+pub(crate) fn listening(child: &mut Child) -> SocketAddr {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
