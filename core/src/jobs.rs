@@ -47,6 +47,29 @@ pub enum JobTask {
     Enrich,
 }
 
+impl JobTask {
+    /// The task's name on the wire (`synopsis`, `enrich`).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobTask::Synopsis => "synopsis",
+            JobTask::Enrich => "enrich",
+        }
+    }
+}
+
+/// A job document that passed [`validate_job`], typed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// What to do with each item.
+    pub task: JobTask,
+    /// Language of the answers (`ja` when absent).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// The items, ids unique.
+    pub items: Vec<JobItem>,
+}
+
 /// One catalog item of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,6 +17,11 @@
 //! With `LOAD_REDIS_URL` set, the cache, limits and single flight live in
 //! that Redis (as in a fleet) instead of the process.
 //!
+//! With `LOAD_JOB_ITEMS=N`, a batch job of N items (jobs of 1,000) is
+//! queued first and the service's own workers answer it while the chat
+//! load runs (`LOAD_JOB_RATE` calls/s, 100 by default): chat's latency
+//! beside batch work, against a run without.
+//!
 //! `cargo run --release -p mangaassist-bench --bin load -- [hit|miss|both|burst] [seconds] [rates...]`
 
 use std::net::SocketAddr;
@@ -79,6 +84,19 @@ fn main() -> Result<(), String> {
          api_keys = [{{ id = \"bench\", sha256 = \"{}\", tokens_per_minute = 1000000000000, usd_per_day = 1000000000.0 }}]\n",
         mangaassist_service::identity::hash_key(BENCH_KEY)
     );
+    let job_items: usize = std::env::var("LOAD_JOB_ITEMS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let job_rate: f64 = std::env::var("LOAD_JOB_RATE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100.0);
+    let jobs_dir = std::env::temp_dir().join(format!("mangaassist-load-{}", std::process::id()));
+    let config = format!(
+        "{config}jobs_dir = {:?}\njobs_workers = 8\njobs_rate_per_second = {job_rate:?}\n",
+        jobs_dir.display().to_string()
+    );
     let config = match std::env::var("LOAD_REDIS_URL") {
         Ok(url) => format!("{config}redis_url = {url:?}\nredis_timeout_ms = 50\n"),
         Err(_) => config,
@@ -91,6 +109,7 @@ fn main() -> Result<(), String> {
     };
     let server = server_rt.block_on(start(resolved))?;
     let addr = server.addr();
+    let jobs = server_rt.block_on(queue_jobs(server.service(), job_items))?;
 
     // The generator: one thread of its own.
     let load_rt = tokio::runtime::Builder::new_current_thread()
@@ -136,8 +155,64 @@ fn main() -> Result<(), String> {
             }
         }
     }
+    if !jobs.is_empty() {
+        let (mut done, mut pending) = (0, 0);
+        for id in &jobs {
+            let job = server_rt
+                .block_on(server.service().batch.store.get(id))
+                .map_err(|e| e.to_string())?
+                .ok_or("job gone")?;
+            done += job.done;
+            pending += job.pending();
+        }
+        println!("\nbatch job beside the load: {done} items answered, {pending} pending");
+    }
     server_rt.block_on(server.shutdown());
+    let _ = std::fs::remove_dir_all(&jobs_dir);
     Ok(())
+}
+
+/// Queues `items` job items (jobs of 1,000) on the service's own queue.
+async fn queue_jobs(
+    service: &mangaassist_service::app::Service,
+    items: usize,
+) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    let mut queued = 0;
+    while queued < items {
+        let n = 1000.min(items - queued);
+        let job = mangaassist_core::jobs::Job {
+            task: mangaassist_core::jobs::JobTask::Synopsis,
+            language: None,
+            items: (queued..queued + n)
+                .map(|i| mangaassist_core::jobs::JobItem {
+                    id: format!("item-{i}"),
+                    title: format!("タイトル {i}"),
+                    author: None,
+                    description: None,
+                })
+                .collect(),
+        };
+        let batch = &service.batch;
+        let record = mangaassist_jobs::submit(
+            &batch.store,
+            &batch.queue,
+            &batch.queue_name,
+            "key:bench",
+            job,
+            0,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        ids.push(record.id);
+        queued += n;
+    }
+    if items > 0 {
+        println!(
+            "queued a batch job of {items} items; the service's workers answer it during the load"
+        );
+    }
+    Ok(ids)
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -59,6 +59,11 @@ pub struct InvokerConfig {
     /// healthy answer may take longer); its first event must come within
     /// that timeout, then events must keep coming.
     pub stream_idle: Duration,
+    /// SPEC 9's adaptive retry: the SDK's client-side rate limiter, which
+    /// slows every later call of the client after throttling. On for chat.
+    /// Off for batch work, which backs off through its queue instead, and
+    /// has clients of its own so its throttling never slows chat.
+    pub adaptive_retry: bool,
 }
 
 /// Silence between stream events after which a region is taken as failing.
@@ -93,6 +98,16 @@ impl InvokerConfig {
                 secret_access_key: "emulator-secret".into(),
             },
             stream_idle: DEFAULT_STREAM_IDLE,
+            adaptive_retry: true,
+        }
+    }
+
+    /// The same regions and settings for batch work: clients of its own,
+    /// without the adaptive rate limiter (see [`InvokerConfig::adaptive_retry`]).
+    pub fn for_batch(&self) -> Self {
+        InvokerConfig {
+            adaptive_retry: false,
+            ..self.clone()
         }
     }
 }
@@ -110,7 +125,7 @@ pub fn https_client(pool_size: usize) -> aws_smithy_runtime_api::client::http::S
 }
 
 /// Tokens a call used, as the model reported them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
     /// Input tokens.
@@ -243,7 +258,12 @@ impl Invoker {
             .connect_timeout(config.profile.connect_timeout)
             .read_timeout(config.profile.read_timeout)
             .build();
-        let retry = RetryConfig::adaptive().with_max_attempts(config.profile.max_attempts);
+        let retry = if config.adaptive_retry {
+            RetryConfig::adaptive()
+        } else {
+            RetryConfig::standard()
+        }
+        .with_max_attempts(config.profile.max_attempts);
         let shared = match &config.credentials {
             CredentialSource::DefaultChain => Some(
                 aws_config::defaults(BehaviorVersion::latest())

@@ -38,6 +38,20 @@ pub enum Task {
     Enrich,
 }
 
+/// `jobs` subcommands.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum JobsCommand {
+    /// Create the SQS queue and its dead-letter queue (jobs_sqs) and the
+    /// DynamoDB jobs table (jobs_table); existing ones are kept.
+    Setup,
+    /// Print the dead letters, one JSON line each (the item and its last error).
+    DeadLetters,
+    /// Move every dead letter back to the queue, to be tried again.
+    Redrive,
+    /// Print how many items are waiting, in flight and dead.
+    Depth,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -127,6 +141,24 @@ pub enum Command {
         concurrency: u16,
         /// The service's configuration file (Bedrock mode, regions, catalog).
         #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run job workers until SIGTERM or Ctrl-C: items from the job queue
+    /// answered through Bedrock, results into the job store, as `serve`
+    /// is configured (jobs_* keys; the embedded queue and store in
+    /// jobs_dir by default). In-flight items finish before it stops.
+    Worker {
+        /// The service's configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Operate the batch path's queue and store, as `serve` is configured.
+    Jobs {
+        /// What to do.
+        #[command(subcommand)]
+        command: JobsCommand,
+        /// The service's configuration file.
+        #[arg(long, global = true)]
         config: Option<PathBuf>,
     },
     /// Run the local Bedrock emulator (deterministic, clearly labelled replies).

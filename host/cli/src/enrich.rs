@@ -14,9 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mangaassist_bedrock::invoker::{Candidate, InvokeError, Invoker, Reply};
-use mangaassist_core::jobs::{JobItem, JobItemInput, JobTask, job_body_report, validate_job};
+use mangaassist_bedrock::invoker::Invoker;
+use mangaassist_core::jobs::{JobItem, JobTask, validate_job};
 use mangaassist_core::models::Catalog;
+use mangaassist_jobs::ItemResult;
+use mangaassist_jobs::answer::answer;
 use mangaassist_service as service;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -49,10 +51,7 @@ pub struct EnrichArgs {
 
 /// `enrich`.
 pub fn run(args: &EnrichArgs) -> Result<(), String> {
-    let task_name = match args.task {
-        JobTask::Synopsis => "synopsis",
-        JobTask::Enrich => "enrich",
-    };
+    let task_name = args.task.name();
     let items = read_catalog(&args.catalog, task_name, &args.language)?;
     let results = open_results(&args.out)?;
     let done = resume(&args.out, &results, task_name)?;
@@ -76,9 +75,9 @@ pub fn run(args: &EnrichArgs) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start tokio: {e}"))?;
     let outcome = runtime.block_on(async {
         let resolved = crate::serve::configuration(&environment, args.config.as_deref()).await?;
-        let (invoker, _emulator, bedrock) =
-            service::server::bedrock(&resolved.service, resolved.profile).await?;
-        if bedrock == "emulator" {
+        let reach = service::server::bedrock(&resolved.service, resolved.profile).await?;
+        let invoker = reach.batch_invoker().await?;
+        if reach.mode == "emulator" {
             eprintln!(
                 "note: answers come from the embedded Bedrock emulator (canned, not Claude); set bedrock = \"aws\" in the configuration for Amazon Bedrock"
             );
@@ -87,7 +86,6 @@ pub fn run(args: &EnrichArgs) -> Result<(), String> {
             invoker,
             catalog: resolved.service.catalog.clone(),
             task: args.task,
-            task_name,
             language: args.language.clone(),
             out: Arc::new(std::sync::Mutex::new(results)),
         };
@@ -271,7 +269,6 @@ struct Work {
     invoker: Invoker,
     catalog: Catalog,
     task: JobTask,
-    task_name: &'static str,
     language: String,
     out: Arc<std::sync::Mutex<File>>,
 }
@@ -337,7 +334,7 @@ async fn process(work: Arc<Work>, pending: Vec<JobItem>, concurrency: usize) -> 
                 launched += 1;
                 let (work, tx, stop) = (Arc::clone(&work), tx.clone(), Arc::clone(&stop));
                 tokio::spawn(async move {
-                    let result = answer(&work, &item, &stop).await;
+                    let result = answer_item(&work, &item, &stop).await;
                     let _ = tx.send((item.id, result));
                     drop(permit);
                 });
@@ -378,44 +375,36 @@ async fn process(work: Arc<Work>, pending: Vec<JobItem>, concurrency: usize) -> 
     outcome
 }
 
-/// One item: its body from the core, Bedrock (with backoff on throttling
-/// and outages), its line in the results. Ok(cost) or Err((code, message,
+/// One item through the batch path's [`answer`] (the core's body, Bedrock
+/// with failover), retried with jittered backoff on throttling and
+/// outages, then its line in the results. Ok(cost) or Err((code, message,
 /// cost)).
-async fn answer(
+async fn answer_item(
     work: &Work,
     item: &JobItem,
     stop: &AtomicBool,
 ) -> Result<f64, (String, String, f64)> {
-    let input = JobItemInput {
-        task: work.task,
-        language: Some(work.language.clone()),
-        item: item.clone(),
-    };
-    let report = job_body_report(&work.catalog, &input)
-        .map_err(|e| (e.code().to_string(), e.message().to_string(), 0.0))?;
-    let model = work
-        .catalog
-        .get(&report.model.key)
-        .map_err(|e| (e.code().to_string(), e.message().to_string(), 0.0))?;
-    let candidates = [Candidate {
-        model,
-        body: &report.body,
-    }];
-    let budget = Duration::from_millis(model.timeout_ms.saturating_mul(2));
     let mut cost = 0.0;
     let mut backoff = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
-        match work.invoker.invoke(&candidates, budget).await {
-            Ok(reply) => {
-                cost += reply.cost_usd;
-                write_result(work, item, &reply)
-                    .map_err(|e| ("write_failed".to_string(), e, cost))?;
+        match answer(
+            &work.invoker,
+            &work.catalog,
+            work.task,
+            &work.language,
+            item,
+        )
+        .await
+        {
+            Ok(result) => {
+                cost += result.cost_usd;
+                write_result(work, &result).map_err(|e| ("write_failed".to_string(), e, cost))?;
                 return Ok(cost);
             }
-            Err(e) => {
-                cost += e.spent().cost_usd;
-                if matches!(e, InvokeError::Rejected(..)) || attempt == ATTEMPTS {
-                    return Err((e.code().to_string(), e.to_string(), cost));
+            Err(failure) => {
+                cost += failure.cost_usd;
+                if failure.permanent || attempt == ATTEMPTS {
+                    return Err((failure.code, failure.message, cost));
                 }
                 let jitter = fastrand::u64(0..=backoff.as_millis() as u64 / 2);
                 tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
@@ -429,33 +418,10 @@ async fn answer(
     Err(("bedrock_unavailable".into(), "no attempt left".into(), cost))
 }
 
-/// One line of the results file (the documented format).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResultLine<'a> {
-    id: &'a str,
-    task: &'a str,
-    text: &'a str,
-    model_id: &'a str,
-    region: &'a str,
-    usage: mangaassist_bedrock::invoker::Usage,
-    cost_usd: f64,
-}
-
-/// Appends one whole line (written and flushed under the lock, so lines
-/// never interleave).
-fn write_result(work: &Work, item: &JobItem, reply: &Reply) -> Result<(), String> {
-    let line = ResultLine {
-        id: &item.id,
-        task: work.task_name,
-        text: &reply.text,
-        model_id: &reply.model_id,
-        region: &reply.region,
-        usage: reply.usage,
-        cost_usd: reply.cost_usd,
-    };
-    let mut text = serde_json::to_string(&line)
-        .map_err(|e| format!("cannot write the result of {}: {e}", item.id))?;
+/// Appends one whole line, the jobs API's result line (written and flushed
+/// under the lock, so lines never interleave).
+fn write_result(work: &Work, result: &ItemResult) -> Result<(), String> {
+    let mut text = result.line();
     text.push('\n');
     let mut file = work
         .out
@@ -463,7 +429,7 @@ fn write_result(work: &Work, item: &JobItem, reply: &Reply) -> Result<(), String
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     file.write_all(text.as_bytes())
         .and_then(|()| file.flush())
-        .map_err(|e| format!("cannot write the result of {}: {e}", item.id))
+        .map_err(|e| format!("cannot write the result of {}: {e}", result.id))
 }
 
 /// The items that failed in this run, with their last error (rewritten

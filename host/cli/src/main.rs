@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod enrich;
+mod jobs;
 mod lines;
 mod serve;
 mod stores;
@@ -26,7 +27,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A progress bar owns the terminal during `enrich`: only errors log.
     let quiet = matches!(cli.command, Command::Enrich { .. });
-    init_logs(matches!(cli.command, Command::Serve { .. }), quiet);
+    init_logs(
+        matches!(cli.command, Command::Serve { .. } | Command::Worker { .. }),
+        quiet,
+    );
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -108,6 +112,8 @@ fn run(cli: Cli) -> Result<(), String> {
         ),
         Command::Serve { listen, config } => run_service(listen, config.as_deref()),
         Command::SessionsTable { table } => stores::create_sessions_table(&table),
+        Command::Worker { config } => jobs::run_worker(config.as_deref()),
+        Command::Jobs { command, config } => jobs::run(command, config.as_deref(), writer),
         Command::Enrich {
             catalog,
             task,

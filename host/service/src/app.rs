@@ -30,8 +30,10 @@ pub struct Service {
     pub policy_slots: Arc<Semaphore>,
     /// Models and the selection rule.
     pub catalog: Catalog,
-    /// Bedrock with regional failover.
-    pub invoker: Invoker,
+    /// Bedrock with regional failover (shared with the job workers).
+    pub invoker: Arc<Invoker>,
+    /// The batch path: job queue, job store, completion callback.
+    pub batch: crate::batch::Batch,
     /// Answers by cache key.
     pub cache: ReplyCache,
     /// Conversation history.

@@ -1,7 +1,7 @@
 //! The AWS side of the shared state: one SDK configuration (region,
 //! credentials and endpoints from the SDK's standard settings: `AWS_REGION`,
-//! the credential chain, `AWS_ENDPOINT_URL[_DYNAMODB|_SSM]`) for the
-//! DynamoDB session table and SSM Parameter Store.
+//! the credential chain, `AWS_ENDPOINT_URL[_DYNAMODB|_SSM|_SQS]`) for the
+//! DynamoDB tables, SSM Parameter Store and the SQS job queue.
 
 use std::time::Duration;
 
@@ -40,6 +40,11 @@ pub async fn sdk_config(timeout: Duration) -> Result<aws_config::SdkConfig, Stri
 /// A DynamoDB client for `config`.
 pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
+}
+
+/// An SQS client for `config` (the job queue).
+pub fn sqs(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
 }
 
 /// An SSM client for `config`.

@@ -566,7 +566,7 @@ fn body_error(e: BodyError, svc: &Service) -> ApiError {
 
 /// `application/json`, with or without parameters (a charset other than
 /// UTF-8 is refused: the body must be UTF-8).
-fn check_content_type(content_type: &ContentType) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(content_type: &ContentType) -> Result<(), ApiError> {
     let refuse = |what: String| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

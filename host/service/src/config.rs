@@ -174,6 +174,42 @@ pub struct ServiceConfig {
     pub web_root: Option<PathBuf>,
     /// How long in-flight requests may take to finish at shutdown, ms.
     pub drain_ms: u64,
+    /// Directory of the embedded job queue and job store (SQLite files
+    /// `queue.db` and `jobs.db`), created when missing.
+    pub jobs_dir: PathBuf,
+    /// The job queue's name; a name ending in `.fifo` keeps each job's
+    /// items in order (one at a time per job).
+    pub jobs_queue: String,
+    /// Whether the job queue is on Amazon SQS (created by `mangaassist
+    /// jobs setup`); otherwise embedded in `jobs_dir`.
+    pub jobs_sqs: bool,
+    /// A DynamoDB table for jobs and results (the enriched catalog,
+    /// created by `mangaassist jobs setup`); none: SQLite in `jobs_dir`.
+    pub jobs_table: Option<String>,
+    /// Job items this process works on at once (`serve` and `worker`);
+    /// 0 in `serve`: this replica only takes jobs, workers elsewhere run them.
+    pub jobs_workers: usize,
+    /// Bedrock calls per second batch work may make, per process (its
+    /// share of the rate; chat's calls are not counted against it).
+    pub jobs_rate_per_second: f64,
+    /// In `serve`: workers take no new item while chat has this many
+    /// Bedrock calls in flight (chat first).
+    pub jobs_chat_busy_calls: usize,
+    /// How long a received item stays hidden from other workers, seconds;
+    /// renewed while it runs.
+    pub jobs_visibility_secs: u64,
+    /// Receives after which an item that still fails goes to the
+    /// dead-letter queue.
+    pub jobs_max_receives: u32,
+    /// Delay before an item's second try, ms; doubles with every try.
+    pub jobs_retry_base_ms: u64,
+    /// Longest job request body, bytes (413 past it).
+    pub jobs_max_body_bytes: usize,
+    /// URL POSTed the job's state when a job completes; none: no callback.
+    pub jobs_callback_url: Option<String>,
+    /// HMAC-SHA256 secret of the callback's signature (at least 32 bytes;
+    /// required with `jobs_callback_url`).
+    pub jobs_callback_secret: Option<String>,
 }
 
 impl Default for ServiceConfig {
@@ -243,6 +279,19 @@ impl Default for ServiceConfig {
             emulator_per_token_ms: 8,
             web_root: Some(PathBuf::from("web-demo")),
             drain_ms: 10_000,
+            jobs_dir: PathBuf::from(".mangaassist"),
+            jobs_queue: "mangaassist-jobs".into(),
+            jobs_sqs: false,
+            jobs_table: None,
+            jobs_workers: 4,
+            jobs_rate_per_second: 10.0,
+            jobs_chat_busy_calls: 32,
+            jobs_visibility_secs: 60,
+            jobs_max_receives: 5,
+            jobs_retry_base_ms: 2_000,
+            jobs_max_body_bytes: 4 * 1024 * 1024,
+            jobs_callback_url: None,
+            jobs_callback_secret: None,
         }
     }
 }
@@ -437,6 +486,12 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
             c.user_token_max_ttl_secs.saturating_mul(1000),
             true,
         ),
+        (
+            "jobs_visibility_secs",
+            c.jobs_visibility_secs.saturating_mul(1000),
+            true,
+        ),
+        ("jobs_retry_base_ms", c.jobs_retry_base_ms, true),
     ];
     let models = c
         .catalog
@@ -462,6 +517,9 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
         ("ws_max_message_bytes", c.ws_max_message_bytes as u64),
         ("max_upstream_calls", c.max_upstream_calls as u64),
         ("max_session_bytes", c.max_session_bytes as u64),
+        ("jobs_max_receives", u64::from(c.jobs_max_receives)),
+        ("jobs_max_body_bytes", c.jobs_max_body_bytes as u64),
+        ("jobs_chat_busy_calls", c.jobs_chat_busy_calls as u64),
     ];
     let at_least_one = times
         .iter()
@@ -476,6 +534,39 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
             "configuration: policy_workers = {} is over the limit of {MAX_IDLE} (ready instances a policy keeps)",
             c.policy_workers
         ));
+    }
+    if c.jobs_visibility_secs > 12 * 60 * 60 {
+        return Err(format!(
+            "configuration: jobs_visibility_secs = {} is over the limit of 43200 (SQS's 12 hours)",
+            c.jobs_visibility_secs
+        ));
+    }
+    if !(c.jobs_rate_per_second.is_finite() && c.jobs_rate_per_second >= 0.0) {
+        return Err(
+            "configuration: jobs_rate_per_second must be a number ≥ 0 (0: no limit)".into(),
+        );
+    }
+    let queue_name_ok = !c.jobs_queue.is_empty()
+        && c.jobs_queue.len() <= 80
+        && c.jobs_queue
+            .trim_end_matches(".fifo")
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !queue_name_ok {
+        return Err(format!(
+            "configuration: jobs_queue {:?} is not a queue name (letters, digits, - and _, at most 80, optionally ending in .fifo)",
+            c.jobs_queue
+        ));
+    }
+    match (&c.jobs_callback_url, &c.jobs_callback_secret) {
+        (Some(_), None) => {
+            return Err("configuration: jobs_callback_url needs jobs_callback_secret (the callback is signed)".into());
+        }
+        (Some(url), Some(secret)) => {
+            mangaassist_jobs::notify::Notifier::check(url, secret)
+                .map_err(|e| format!("configuration: {e}"))?;
+        }
+        _ => {}
     }
     if c.policy_max_memory_mib > 4096 {
         return Err(format!(

@@ -60,7 +60,7 @@ pub(crate) async fn chat_http(
 
 /// The body, refused early when it says or proves it is too large, and
 /// bounded in time so a slow sender cannot hold a request open.
-async fn read_body(
+pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     max: usize,
@@ -198,7 +198,7 @@ pub(crate) async fn method_not_allowed(State(svc): State<Arc<Service>>) -> Respo
     let e = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this route does not take that method (POST /v1/chat, GET /v1/ws, GET /healthz)",
+        "this route does not take that method (POST /v1/chat, GET /v1/ws, POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/jobs/{id}/results, GET /healthz)",
     );
     record_error(&svc, "other", Instant::now(), &e);
     e.into_response()

@@ -7,6 +7,7 @@
 pub mod address;
 pub mod app;
 pub mod aws_stores;
+pub mod batch;
 pub mod budgets;
 pub mod cache;
 pub mod chat;
@@ -16,6 +17,7 @@ pub mod dynamo_sessions;
 pub mod errors;
 pub mod http;
 pub mod identity;
+pub mod jobs_http;
 pub mod limits;
 pub mod metrics;
 pub mod outcome;

@@ -17,13 +17,16 @@ use tower_http::services::ServeDir;
 use crate::app::Service;
 use crate::errors::ApiError;
 use crate::http::{chat_http, healthz, method_not_allowed, metrics, not_found, ready};
-use crate::ws;
+use crate::{jobs_http, ws};
 
 /// The public routes over the shared service.
 pub fn router(svc: Arc<Service>) -> Router {
     let mut api = Router::new()
         .route("/v1/chat", post(chat_http))
         .route("/v1/ws", get(ws::upgrade))
+        .route("/v1/jobs", post(jobs_http::create_job))
+        .route("/v1/jobs/{id}", get(jobs_http::get_job))
+        .route("/v1/jobs/{id}/results", get(jobs_http::job_results))
         .route("/healthz", get(ready))
         .method_not_allowed_fallback(method_not_allowed);
     if let Some(cors) = cors(&svc.config.cors_origins) {

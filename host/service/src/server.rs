@@ -42,6 +42,7 @@ pub struct Server {
     connections: Arc<Tracker>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    workers: Option<JoinHandle<()>>,
     emulator: Option<EmulatorHandle>,
     _watcher: Watcher,
 }
@@ -86,6 +87,14 @@ impl Server {
                     "requests still in flight after the drain time; stopping anyway"
                 );
                 self.task.abort();
+            }
+        }
+        if let Some(workers) = self.workers.take() {
+            // Job items in flight finish (or come back to the queue later).
+            if tokio::time::timeout(drain, workers).await.is_err() {
+                tracing::warn!(
+                    "job items still in flight after the drain time; they come back to the queue"
+                );
             }
         }
         if let crate::sessions::Sessions::Dynamo(table) = &self.service.sessions
@@ -143,7 +152,14 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         .watch(Duration::from_secs(1))
         .map_err(|e| format!("cannot watch the policy: {e}"))?;
 
-    let (invoker, emulator, bedrock) = bedrock(&config, resolved.profile).await?;
+    let reach = bedrock(&config, resolved.profile).await?;
+    let invoker = Arc::new(reach.chat_invoker().await?);
+    let batch_invoker = match config.jobs_workers {
+        0 => None,
+        _ => Some(Arc::new(reach.batch_invoker().await?)),
+    };
+    let (emulator, bedrock) = (reach.emulator, reach.mode);
+    let batch = crate::batch::open(&config).await?;
 
     let rate_limits = RateLimits::new(
         (config.rate_per_second, config.rate_burst),
@@ -208,6 +224,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         policy_slots: Arc::new(tokio::sync::Semaphore::new(config.policy_workers)),
         catalog: config.catalog.clone(),
         invoker,
+        batch,
         cache,
         sessions,
         limits: rate_limits,
@@ -231,6 +248,7 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
     if let Some(store) = &service.redis {
         crate::shared_health::share(Arc::clone(&service), Arc::clone(store), stopping.clone())?;
     }
+    let workers = batch_invoker.map(|invoker| spawn_workers(&service, invoker, stopping.clone()));
     let c = &service.config;
     let limits = ConnLimits {
         max_connections: c.max_connections,
@@ -268,20 +286,46 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         connections,
         stop,
         task,
+        workers,
         emulator,
         _watcher: watcher,
     })
 }
 
-/// The Bedrock invoker `config` describes: the embedded emulator on a
-/// loopback port (said in a warning: its answers are canned), or Amazon
-/// Bedrock through the default credential chain. Also what the batch
-/// commands (`enrich`) call Bedrock through.
+/// How Bedrock is reached, as `config` describes it: the embedded emulator
+/// on a loopback port, or Amazon Bedrock.
+pub struct Bedrock {
+    /// The invoker settings of chat (batch work: [`InvokerConfig::for_batch`]).
+    pub invoker: InvokerConfig,
+    /// The embedded emulator, when answers come from it.
+    pub emulator: Option<EmulatorHandle>,
+    /// `emulator` or `aws`.
+    pub mode: &'static str,
+}
+
+impl Bedrock {
+    /// An invoker for chat (adaptive retry, SPEC 9).
+    pub async fn chat_invoker(&self) -> Result<Invoker, String> {
+        Invoker::new(&self.invoker, Arc::new(SystemClock::new())).await
+    }
+
+    /// An invoker for batch work: clients and region health of its own,
+    /// no adaptive rate limiter (it backs off through its queue), so batch
+    /// throttling never slows chat.
+    pub async fn batch_invoker(&self) -> Result<Invoker, String> {
+        Invoker::new(&self.invoker.for_batch(), Arc::new(SystemClock::new())).await
+    }
+}
+
+/// The Bedrock `config` describes: the embedded emulator on a loopback port
+/// (said in a warning: its answers are canned), or Amazon Bedrock through
+/// the default credential chain. Also what the batch commands (`enrich`,
+/// `worker`) call Bedrock through.
 pub async fn bedrock(
     config: &ServiceConfig,
     profile: mangaassist_bedrock::profile::EnvProfile,
-) -> Result<(Invoker, Option<EmulatorHandle>, &'static str), String> {
-    let (invoker_config, emulator, bedrock) = match config.bedrock {
+) -> Result<Bedrock, String> {
+    let (invoker_config, emulator, mode) = match config.bedrock {
         BedrockMode::Emulator => {
             let handle = emulator::start(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -321,12 +365,16 @@ pub async fn bedrock(
                 profile,
                 credentials: CredentialSource::DefaultChain,
                 stream_idle: Duration::from_millis(config.stream_idle_ms),
+                adaptive_retry: true,
             };
             (invoker_config, None, "aws")
         }
     };
-    let invoker = Invoker::new(&invoker_config, Arc::new(SystemClock::new())).await?;
-    Ok((invoker, emulator, bedrock))
+    Ok(Bedrock {
+        invoker: invoker_config,
+        emulator,
+        mode,
+    })
 }
 
 /// The session store: this process's memory, or the DynamoDB table named
@@ -369,6 +417,25 @@ async fn sessions(config: &ServiceConfig, metrics: &Metrics) -> Result<Sessions,
         timeout,
         metrics.stores(),
     ))))
+}
+
+/// The job workers of this replica: they take no new item while chat has
+/// `jobs_chat_busy_calls` Bedrock calls in flight (chat first).
+fn spawn_workers(
+    service: &Arc<Service>,
+    invoker: Arc<Invoker>,
+    stopping: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let slots = Arc::clone(&service.upstream_slots);
+    let (max, busy_at) = (
+        service.config.max_upstream_calls,
+        service.config.jobs_chat_busy_calls,
+    );
+    let chat_busy: mangaassist_jobs::worker::ChatBusy =
+        Arc::new(move || max.saturating_sub(slots.available_permits()) >= busy_at);
+    let worker =
+        crate::batch::worker(&service.batch, invoker, &service.config).with_chat_busy(chat_busy);
+    tokio::spawn(Arc::new(worker).run(stopping))
 }
 
 /// Periodic upkeep until shutdown: forget idle clients' rate-limit state.

@@ -69,6 +69,24 @@ impl MotoServer {
         ]
     }
 
+    /// An AWS SDK configuration that reaches it (any service's client:
+    /// `aws_sdk_sqs::Client::new(&moto.sdk_config())`).
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(mangaassist_bedrock::invoker::https_client(8))
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(self.url())
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new(
+                        "testing", "testing", None, None, "test",
+                    ),
+                ),
+            )
+            .build()
+    }
+
     /// Whether its own API answers (it is up and has loaded).
     fn answers(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {

@@ -20,6 +20,7 @@ mod enrich;
 mod fleet;
 #[path = "../../../service/tests/service/http.rs"]
 mod http;
+mod jobs;
 mod memory;
 mod policy_swap;
 mod serve;

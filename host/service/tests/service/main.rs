@@ -17,4 +17,5 @@ mod aws_stores;
 
 mod bad_input;
 mod edge;
+mod jobs;
 mod service;

@@ -44,16 +44,27 @@ impl Drop for Running {
     }
 }
 
+/// A directory of its own for one test server's job queue and store.
+pub fn jobs_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mangaassist-service-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// Test defaults (port 0, no emulator latency, generous rate limits, the
-/// repository's web-demo/) plus `extra` TOML lines, which win.
+/// repository's web-demo/, a jobs_dir of its own) plus `extra` TOML lines,
+/// which win.
 pub fn serve(extra: &str) -> Running {
     let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web-demo");
     let defaults = format!(
         "listen = \"127.0.0.1:0\"\nemulator_ttft_ms = 0\nemulator_per_token_ms = 0\n\
          rate_per_second = 100000\nrate_burst = 100000\nclient_rate_per_second = 100000\n\
          client_rate_burst = 100000\nweb_root = {:?}\nadmin_listen = \"127.0.0.1:0\"\n\
-         budget_tokens_per_minute = 100000000\nbudget_usd_per_day = 100000.0\n",
-        web.display().to_string()
+         budget_tokens_per_minute = 100000000\nbudget_usd_per_day = 100000.0\njobs_dir = {:?}\n",
+        web.display().to_string(),
+        jobs_dir().display().to_string()
     );
     // `extra` wins: drop the default lines of keys it sets, then append it
     // (defaults first, so sections in `extra` do not swallow them).
