@@ -139,9 +139,7 @@ async fn setup(c: &service::config::ServiceConfig, out: &mut impl Write) -> Resu
         let sdk = service::aws_stores::sdk_config(SETUP_CALL).await?;
         let queue = SqsQueue::new(
             service::aws_stores::sqs(&sdk),
-            mangaassist_queue::QueuePolicy {
-                max_receives: c.jobs_max_receives,
-            },
+            service::batch::queue_policy(c),
         );
         let url = queue
             .create(&c.jobs_queue)
@@ -149,10 +147,11 @@ async fn setup(c: &service::config::ServiceConfig, out: &mut impl Write) -> Resu
             .map_err(|e| e.to_string())?;
         writeln!(
             out,
-            "SQS queue {} ready ({url}), dead-letter queue {} after {} receives",
+            "SQS queue {} ready ({url}), dead-letter queue {} (workers give up after {} receives; the queue's own limit is {})",
             c.jobs_queue,
             mangaassist_queue::dead_letter_name(&c.jobs_queue),
-            c.jobs_max_receives
+            c.jobs_max_receives,
+            service::batch::queue_policy(c).max_receives
         )
         .map_err(write_err)?;
     }

@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 
 /// The body of a work message (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Unknown fields are ignored: during a rolling deploy an older worker may
+// read a message a newer version wrote.
+#[serde(rename_all = "camelCase")]
 pub struct WorkItem {
     /// The job it belongs to.
     pub job_id: String,

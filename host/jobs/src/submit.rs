@@ -1,10 +1,9 @@
 //! A checked job into the store and onto the queue: the job first (so a
-//! worker that takes its first item finds it), then its items in batches
-//! of ten. A job whose items cannot all be queued is taken back, so a
+//! worker that takes its first item finds it), then its items. A job whose items cannot all be queued is taken back, so a
 //! client never holds the id of a job that will not finish.
 
 use mangaassist_core::jobs::Job;
-use mangaassist_queue::{JobQueue, MAX_BATCH, QueueError};
+use mangaassist_queue::{JobQueue, QueueError};
 
 use crate::message::{WorkItem, is_fifo};
 use crate::record::JobRecord;
@@ -68,14 +67,14 @@ pub async fn submit(
             .outgoing(fifo)
         })
         .collect();
-    for batch in messages.chunks(MAX_BATCH) {
-        if let Err(e) = queue.send(queue_name, batch.to_vec()).await {
-            // Items already queued find no job and are dropped by workers.
-            if let Err(taken_back) = store.delete(&record.id).await {
-                tracing::error!(job = %record.id, error = %taken_back, "a job whose items could not be queued was not taken back");
-            }
-            return Err(e.into());
+    // One call: the embedded queue takes it in one transaction, SQS in
+    // batches of ten.
+    if let Err(e) = queue.send(queue_name, messages).await {
+        // Items already queued find no job and are dropped by workers.
+        if let Err(taken_back) = store.delete(&record.id).await {
+            tracing::error!(job = %record.id, error = %taken_back, "a job whose items could not be queued was not taken back");
         }
+        return Err(e.into());
     }
     tracing::info!(job = %record.id, items = record.total, task = record.task.name(), "job queued");
     Ok(record)

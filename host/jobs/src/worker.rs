@@ -212,6 +212,7 @@ impl Worker {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let concurrency = self.settings.concurrency.max(1);
         let slots = Arc::new(Semaphore::new(concurrency));
+        let fifo = is_fifo(&self.settings.queue);
         tracing::info!(queue = %self.settings.queue, concurrency, rate_per_second = self.settings.rate_per_second, "job worker started");
         loop {
             if *stop.borrow() {
@@ -228,7 +229,11 @@ impl Worker {
                 }
             }
             let mut permits = vec![first];
-            while permits.len() < MAX_BATCH {
+            // A FIFO queue may hand out several messages of one group in a
+            // batch; one at a time, a group is locked while its message is
+            // in flight, so a job's items are answered strictly in order.
+            let batch = if fifo { 1 } else { MAX_BATCH };
+            while permits.len() < batch {
                 match Arc::clone(&slots).try_acquire_owned() {
                     Ok(p) => permits.push(p),
                     Err(_) => break,
@@ -249,67 +254,17 @@ impl Worker {
                     continue;
                 }
             };
-            for (batch, held) in self.batches(messages, permits) {
+            for (message, permit) in messages.into_iter().zip(permits) {
                 let worker = Arc::clone(&self);
                 tokio::spawn(async move {
-                    worker.process_in_order(batch).await;
-                    drop(held);
+                    worker.process(message).await;
+                    drop(permit);
                 });
             }
         }
         // Items in flight finish (each bounded by its Bedrock budget).
         let _ = slots.acquire_many(concurrency as u32).await;
         tracing::info!(queue = %self.settings.queue, "job worker stopped");
-    }
-
-    /// The received messages as batches to run side by side, each with its
-    /// slots. On a FIFO queue a batch is one job's messages in the order
-    /// received (SQS may hand out several of one group at once; they must
-    /// still be answered one after the other); otherwise one message each.
-    fn batches(
-        &self,
-        messages: Vec<Received>,
-        permits: Vec<tokio::sync::OwnedSemaphorePermit>,
-    ) -> Vec<(Vec<Received>, Vec<tokio::sync::OwnedSemaphorePermit>)> {
-        let mut permits = permits.into_iter();
-        let mut batches: Vec<(Option<String>, Vec<Received>, Vec<_>)> = Vec::new();
-        let fifo = is_fifo(&self.settings.queue);
-        for message in messages {
-            let group = fifo
-                .then(|| WorkItem::parse(&message.body).ok().map(|w| w.job_id))
-                .flatten();
-            let permit = permits.next();
-            match batches
-                .iter_mut()
-                .find(|(g, ..)| group.is_some() && *g == group)
-            {
-                Some((_, batch, held)) => {
-                    batch.push(message);
-                    held.extend(permit);
-                }
-                None => batches.push((group, vec![message], permit.into_iter().collect())),
-            }
-        }
-        batches
-            .into_iter()
-            .map(|(_, batch, held)| (batch, held))
-            .collect()
-    }
-
-    /// Messages one after the other; once one is put back for later, the
-    /// ones after it (the same job's, on a FIFO queue) go back with it, so
-    /// none overtakes it.
-    async fn process_in_order(&self, batch: Vec<Received>) {
-        let mut put_back: Option<Duration> = None;
-        for message in batch {
-            match put_back {
-                Some(delay) => {
-                    self.retry(&message, delay, "waiting for an earlier item of its job")
-                        .await;
-                }
-                None => put_back = self.process(message).await,
-            }
-        }
     }
 
     /// One message, start to end: `None` when it is finished (answered,
@@ -436,12 +391,19 @@ impl Worker {
         let Some(notifier) = &self.notifier else {
             return;
         };
+        // Claimed before it is sent: one callback per state even when two
+        // workers see the same completion.
+        match self.store.claim_notice(job).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "completion callback not claimed; not sent");
+                return;
+            }
+        }
         match notifier.send(&job.view(), unix_now()).await {
             Ok(()) => {
                 self.stats.notices.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = self.store.mark_noticed(job).await {
-                    tracing::warn!(job = %job.id, error = %e, "callback delivered but not noted; it may be sent again");
-                }
             }
             Err(e) => tracing::error!(job = %job.id, error = %e, "completion callback failed"),
         }
@@ -460,6 +422,17 @@ impl Worker {
             Ok(Outcome::First(job)) => {
                 self.recorded(&work.job_id, &work.item.id, result.status);
                 Some(job)
+            }
+            // Answered meanwhile (another delivery): nothing to give up.
+            Ok(Outcome::Duplicate)
+                if self
+                    .store
+                    .is_done(&work.job_id, &work.item.id)
+                    .await
+                    .unwrap_or(false) =>
+            {
+                self.delete(message).await;
+                return None;
             }
             Ok(Outcome::Duplicate) => None,
             Ok(Outcome::NoJob) => {

@@ -20,6 +20,10 @@ use aws_sdk_sqs::types::{
 
 use crate::{DeadLetter, Depth, MAX_BATCH, Outgoing, QueueError, QueuePolicy, Received};
 
+/// How long a look at the dead letters waits for more: short polling
+/// (no wait) may answer empty while messages are there.
+const PEEK_WAIT: Duration = Duration::from_secs(1);
+
 /// The message attribute that carries a dead letter's last error.
 const LAST_ERROR: &str = "lastError";
 
@@ -138,6 +142,9 @@ impl SqsQueue {
     /// Sends `messages` in batches of ten; how many SQS took.
     pub async fn send(&self, queue: &str, messages: &[Outgoing]) -> Result<usize, QueueError> {
         let url = self.url(queue).await?;
+        // A standard queue refuses group and deduplication ids
+        // (InvalidParameterValue); only a FIFO queue takes them.
+        let fifo = queue.ends_with(".fifo");
         let mut sent = 0;
         for chunk in messages.chunks(MAX_BATCH) {
             let entries = chunk
@@ -147,8 +154,8 @@ impl SqsQueue {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(&m.body)
-                        .set_message_group_id(m.group.clone())
-                        .set_message_deduplication_id(m.dedup_id.clone())
+                        .set_message_group_id(m.group.clone().filter(|_| fifo))
+                        .set_message_deduplication_id(m.dedup_id.clone().filter(|_| fifo))
                         .build()
                         .map_err(sqs("send_message_batch"))
                 })
@@ -287,7 +294,7 @@ impl SqsQueue {
         let mut seen = Vec::new();
         loop {
             let batch = self
-                .receive(&dlq, MAX_BATCH, Duration::from_secs(30), Duration::ZERO)
+                .receive(&dlq, MAX_BATCH, Duration::from_secs(120), PEEK_WAIT)
                 .await?;
             if batch.is_empty() {
                 break;
@@ -312,15 +319,25 @@ impl SqsQueue {
     pub async fn redrive(&self, queue: &str) -> Result<usize, QueueError> {
         let dlq = dead_letter_name(queue);
         let fifo = queue.ends_with(".fifo");
+        // Only the letters there now: one that dies again while the redrive
+        // runs (a worker is taking the redriven ones) would otherwise come
+        // round again and again.
+        let there = self.depth(queue).await?.dead;
         let mut moved = 0;
-        loop {
+        while (moved as u64) < there {
             let batch = self
-                .receive(&dlq, MAX_BATCH, Duration::from_secs(60), Duration::ZERO)
+                .receive(&dlq, MAX_BATCH, Duration::from_secs(120), PEEK_WAIT)
                 .await?;
             if batch.is_empty() {
-                return Ok(moved);
+                break;
             }
             for m in batch {
+                if moved as u64 >= there {
+                    // Died again meanwhile: left for the next redrive.
+                    self.change_visibility(&dlq, &m.receipt, Duration::ZERO)
+                        .await?;
+                    continue;
+                }
                 let outgoing = Outgoing {
                     body: m.body.clone(),
                     group: fifo.then(|| "redriven".to_string()),
@@ -331,6 +348,7 @@ impl SqsQueue {
                 moved += 1;
             }
         }
+        Ok(moved)
     }
 
     /// Approximate counts, as SQS reports them.

@@ -39,9 +39,7 @@ pub struct Batch {
 /// missing; SQS and DynamoDB are only reached (a store that is down at
 /// start is waited for by the workers, not a reason to stop).
 pub async fn open(config: &ServiceConfig) -> Result<Batch, String> {
-    let policy = QueuePolicy {
-        max_receives: config.jobs_max_receives,
-    };
+    let policy = queue_policy(config);
     let needs_dir = !config.jobs_sqs || config.jobs_table.is_none();
     if needs_dir {
         std::fs::create_dir_all(&config.jobs_dir)
@@ -85,6 +83,20 @@ pub async fn open(config: &ServiceConfig) -> Result<Batch, String> {
         store,
         notifier,
     })
+}
+
+/// Receives the queue itself allows before it moves a message to the
+/// dead-letter queue, beyond the worker's own limit: the worker gives up
+/// (recording the failure) at `jobs_max_receives`; the queue's limit is
+/// only the net under a worker killed or a store down at that moment, so
+/// that an item reaches the dead letters unrecorded only then.
+pub const QUEUE_MARGIN: u32 = 3;
+
+/// The queue's policy for `config` (see [`QUEUE_MARGIN`]).
+pub fn queue_policy(config: &ServiceConfig) -> QueuePolicy {
+    QueuePolicy {
+        max_receives: config.jobs_max_receives.saturating_add(QUEUE_MARGIN),
+    }
 }
 
 /// How the configuration says a worker works.

@@ -546,16 +546,26 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
             "configuration: jobs_rate_per_second must be a number ≥ 0 (0: no limit)".into(),
         );
     }
+    // SQS allows 80 characters; the dead-letter queue's name adds "-dlq".
     let queue_name_ok = !c.jobs_queue.is_empty()
-        && c.jobs_queue.len() <= 80
+        && c.jobs_queue.len() <= 76
         && c.jobs_queue
             .trim_end_matches(".fifo")
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !queue_name_ok {
         return Err(format!(
-            "configuration: jobs_queue {:?} is not a queue name (letters, digits, - and _, at most 80, optionally ending in .fifo)",
+            "configuration: jobs_queue {:?} is not a queue name (letters, digits, - and _, at most 76 with an optional .fifo ending)",
             c.jobs_queue
+        ));
+    }
+    if c.jobs_sqs && c.jobs_table.is_none() {
+        return Err("configuration: jobs_sqs needs jobs_table: a queue shared by several hosts needs a job store they share too (items taken by a host without the job would be lost)".into());
+    }
+    if c.jobs_chat_busy_calls > c.max_upstream_calls {
+        return Err(format!(
+            "configuration: jobs_chat_busy_calls = {} is over max_upstream_calls = {}: chat could never hold the workers back",
+            c.jobs_chat_busy_calls, c.max_upstream_calls
         ));
     }
     match (&c.jobs_callback_url, &c.jobs_callback_secret) {

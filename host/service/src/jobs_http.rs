@@ -87,6 +87,11 @@ async fn create(svc: &Service, peer: SocketAddr, request: Request) -> Result<Res
     let (parts, body) = request.into_parts();
     // Who is asking comes first: a stranger's body is not even read.
     let identity = caller(svc, &parts.headers, peer).await?;
+    // Then what it says it sends: no body is read that is not JSON.
+    check_content_type(&match parts.headers.get(header::CONTENT_TYPE) {
+        Some(v) => ContentType::Value(v.as_bytes().to_vec()),
+        None => ContentType::Missing,
+    })?;
     let max = svc.config.jobs_max_body_bytes;
     // A large job may take longer to send than a chat turn; still bounded.
     let deadline = Instant::now() + Duration::from_millis(svc.config.stream_budget_ms);
@@ -110,11 +115,52 @@ async fn create(svc: &Service, peer: SocketAddr, request: Request) -> Result<Res
                 ApiError::bad_request("body_incomplete", "the request body ended early")
             }
         })?;
-    check_content_type(&match parts.headers.get(header::CONTENT_TYPE) {
-        Some(v) => ContentType::Value(v.as_bytes().to_vec()),
-        None => ContentType::Missing,
-    })?;
-    let doc: serde_json::Value = serde_json::from_slice(&bytes)
+    // Parsing and checking megabytes is CPU work: off the async workers.
+    let job = tokio::task::spawn_blocking(move || check_job(&bytes))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "job_check_failed",
+                format!("the job could not be checked: {e}"),
+            )
+        })??;
+    // Queued to the end even when the client goes away meanwhile: a job
+    // half queued would never complete.
+    let batch = svc.batch.clone();
+    let owner = identity.label.to_string();
+    let record = tokio::spawn(async move {
+        submit(
+            &batch.store,
+            &batch.queue,
+            &batch.queue_name,
+            &owner,
+            job,
+            unix_now(),
+        )
+        .await
+    })
+    .await
+    .map_err(|e| {
+        unavailable(
+            "job_queue_unavailable",
+            format!("the job was not queued: {e}"),
+        )
+    })?
+    .map_err(|e: SubmitError| unavailable(e.code(), e.to_string()))?;
+    let location = format!("/v1/jobs/{}", record.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        axum::Json(record.view()),
+    )
+        .into_response())
+}
+
+/// The job in `bytes`, or why not: not JSON, or every violation of the
+/// job contract (the first [`LISTED_VIOLATIONS`], and the count).
+fn check_job(bytes: &[u8]) -> Result<Job, ApiError> {
+    let doc: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
     let (violations, total) = validate_job_first(&doc, LISTED_VIOLATIONS);
     if !violations.is_empty() {
@@ -128,32 +174,14 @@ async fn create(svc: &Service, peer: SocketAddr, request: Request) -> Result<Res
         };
         return Err(ApiError::bad_request("contract_violation", message).with_details(&violations));
     }
-    let job: Job = serde_json::from_value(doc).map_err(|e| {
+    serde_json::from_value(doc).map_err(|e| {
         // The contract passed, so this is a defect of ours, not the client's.
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "job_unreadable",
             format!("a job the contract accepted could not be read: {e}"),
         )
-    })?;
-    let batch = &svc.batch;
-    let record = submit(
-        &batch.store,
-        &batch.queue,
-        &batch.queue_name,
-        &identity.label,
-        job,
-        unix_now(),
-    )
-    .await
-    .map_err(|e: SubmitError| unavailable(e.code(), e.to_string()))?;
-    let location = format!("/v1/jobs/{}", record.id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        axum::Json(record.view()),
-    )
-        .into_response())
+    })
 }
 
 /// The caller's own job `id`.

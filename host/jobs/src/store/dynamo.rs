@@ -25,8 +25,9 @@ const JOB: &str = "jobId";
 const ITEM: &str = "itemId";
 /// The sort key of the job's own record.
 const META: &str = "#job";
-/// Tries of a transaction that lost a race with another worker.
-const RACES: u32 = 5;
+/// Tries of a transaction that lost a race with another worker (its
+/// condition, or a conflict on the job's counts).
+const RACES: u32 = 20;
 
 /// The job store in a DynamoDB table.
 pub struct DynamoJobs {
@@ -263,6 +264,18 @@ impl DynamoJobs {
                         // Another worker wrote this item meanwhile: look again.
                         continue;
                     }
+                    let conflict = reasons
+                        .iter()
+                        .flatten()
+                        .any(|c| c == "TransactionConflict" || c == "ThrottlingError");
+                    if conflict {
+                        // Another worker's result counted in the same job at
+                        // the same moment: the same write again, shortly (the
+                        // answer is kept, not asked again).
+                        guess = Some(before);
+                        tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=50))).await;
+                        continue;
+                    }
                     return Err(failed("TransactWriteItems")(e));
                 }
             }
@@ -303,24 +316,40 @@ impl DynamoJobs {
         }
     }
 
-    pub(super) async fn mark_noticed(
+    pub(super) async fn claim_notice(
         &self,
         job_id: &str,
         done: u64,
         failed_count: u64,
-    ) -> Result<(), StoreError> {
-        self.client
+    ) -> Result<bool, StoreError> {
+        // The first callback, or the one after failures were all answered.
+        let condition = if failed_count == 0 {
+            "attribute_exists(jobId) AND (attribute_not_exists(noticedDone) OR noticedFailed > :zero)"
+        } else {
+            "attribute_exists(jobId) AND attribute_not_exists(noticedDone)"
+        };
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(job_id, META)))
             .update_expression("SET noticedDone = :d, noticedFailed = :f")
-            .condition_expression("attribute_exists(jobId)")
+            .condition_expression(condition)
             .expression_attribute_values(":d", n(done))
-            .expression_attribute_values(":f", n(failed_count))
-            .send()
-            .await
-            .map_err(failed("UpdateItem (notice)"))?;
-        Ok(())
+            .expression_attribute_values(":f", n(failed_count));
+        if failed_count == 0 {
+            update = update.expression_attribute_values(":zero", n(0));
+        }
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(failed("UpdateItem (notice)")(e)),
+        }
     }
 }
 

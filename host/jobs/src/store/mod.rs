@@ -125,15 +125,17 @@ impl JobStore {
         }
     }
 
-    /// Notes that the completion callback of `job` was delivered for its
-    /// current counts (see [`JobRecord::needs_notice`]).
-    pub async fn mark_noticed(&self, job: &JobRecord) -> Result<(), StoreError> {
+    /// Claims the completion callback of `job` as counted now: true for
+    /// exactly one caller per state (see [`JobRecord::needs_notice`]): the
+    /// first completion, and the one after a redrive answered every
+    /// failed item.
+    pub async fn claim_notice(&self, job: &JobRecord) -> Result<bool, StoreError> {
         match self {
             JobStore::Sqlite(s) => {
                 let (id, done, failed) = (job.id.clone(), job.done, job.failed);
-                blocking(s, move |s| s.mark_noticed(&id, done, failed)).await
+                blocking(s, move |s| s.claim_notice(&id, done, failed)).await
             }
-            JobStore::Dynamo(d) => d.mark_noticed(&job.id, job.done, job.failed).await,
+            JobStore::Dynamo(d) => d.claim_notice(&job.id, job.done, job.failed).await,
         }
     }
 }

@@ -189,19 +189,21 @@ impl SqliteJobs {
         Ok(results)
     }
 
-    pub(super) fn mark_noticed(
+    pub(super) fn claim_notice(
         &self,
         job_id: &str,
         done: u64,
         failed: u64,
-    ) -> Result<(), StoreError> {
-        self.db()
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .db()
             .execute(
-                "UPDATE jobs SET noticed_done = ?2, noticed_failed = ?3 WHERE id = ?1",
+                "UPDATE jobs SET noticed_done = ?2, noticed_failed = ?3
+                 WHERE id = ?1 AND (noticed_done IS NULL OR (noticed_failed > 0 AND ?3 = 0))",
                 params![job_id, done as i64, failed as i64],
             )
             .map_err(store)?;
-        Ok(())
+        Ok(changed == 1)
     }
 }
 
