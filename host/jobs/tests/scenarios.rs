@@ -242,10 +242,12 @@ async fn a_thousand_items_through_throttling(kind: Kind) {
     let stats = worker.stats();
     let (stop, stopping) = watch::channel(false);
     let running = tokio::spawn(Arc::clone(&worker).run(stopping));
+    // moto answers a few hundred calls a second on these two cores, shared
+    // with the other scenarios: a bound on a hang, not a speed goal.
     let done = wait_for(
         &b,
         &record.id,
-        Duration::from_secs(240),
+        Duration::from_secs(600),
         JobRecord::is_complete,
     )
     .await;
