@@ -427,10 +427,9 @@ fn spawn_workers(
     stopping: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let slots = Arc::clone(&service.upstream_slots);
-    let (max, busy_at) = (
-        service.config.max_upstream_calls,
-        service.config.jobs_chat_busy_calls,
-    );
+    let max = service.config.max_upstream_calls;
+    // Past max_upstream_calls chat is refused anyway: hold back there at most.
+    let busy_at = service.config.jobs_chat_busy_calls.min(max);
     let chat_busy: mangaassist_jobs::worker::ChatBusy =
         Arc::new(move || max.saturating_sub(slots.available_permits()) >= busy_at);
     let worker =
