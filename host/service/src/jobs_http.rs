@@ -184,12 +184,14 @@ fn check_job(bytes: &[u8]) -> Result<Job, ApiError> {
     })
 }
 
-/// The caller's own job `id`.
+/// The caller's own job `id` (the caller identified and admitted first).
 async fn owned_job(
     svc: &Service,
-    identity: &Identity,
+    headers: &axum::http::HeaderMap,
+    peer: SocketAddr,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<JobRecord, ApiError> {
+    let identity = caller(svc, headers, peer).await?;
     let Ok(Path(id)) = id else {
         return Err(job_not_found());
     };
@@ -219,8 +221,7 @@ pub(crate) async fn get_job(
 ) -> Response {
     let started = Instant::now();
     let result = async {
-        let identity = caller(&svc, &headers, peer).await?;
-        let job = owned_job(&svc, &identity, id).await?;
+        let job = owned_job(&svc, &headers, peer, id).await?;
         Ok(axum::Json(job.view()).into_response())
     }
     .await;
@@ -236,8 +237,7 @@ pub(crate) async fn job_results(
 ) -> Response {
     let started = Instant::now();
     let result = async {
-        let identity = caller(&svc, &headers, peer).await?;
-        let job = owned_job(&svc, &identity, id).await?;
+        let job = owned_job(&svc, &headers, peer, id).await?;
         let results = svc
             .batch
             .store
