@@ -267,9 +267,8 @@ impl Worker {
         tracing::info!(queue = %self.settings.queue, "job worker stopped");
     }
 
-    /// One message, start to end: `None` when it is finished (answered,
-    /// or dead), the delay when it was put back for later.
-    async fn process(&self, message: Received) -> Option<Duration> {
+    /// One message, start to end: answered, put back for later, or dead.
+    async fn process(&self, message: Received) {
         let work = match WorkItem::parse(&message.body) {
             Ok(work) => work,
             Err(e) => {
@@ -277,7 +276,7 @@ impl Worker {
                 tracing::warn!(error = %e, "a message that is not a work item goes to the dead-letter queue");
                 self.dead_letter(&message, &format!("bad_message: {e}"))
                     .await;
-                return None;
+                return;
             }
         };
         // A first delivery has not been answered before (a rare duplicate
@@ -288,7 +287,7 @@ impl Worker {
                     self.stats.redelivered.fetch_add(1, Ordering::Relaxed);
                     let job = self.store.get(&work.job_id).await.ok().flatten();
                     self.finish(&message, job).await;
-                    return None;
+                    return;
                 }
                 Ok(false) => {}
                 Err(e) => return self.retry(&message, OUTAGE_PAUSE, &e.to_string()).await,
@@ -322,23 +321,20 @@ impl Worker {
                 self.stats.answered.fetch_add(1, Ordering::Relaxed);
                 self.recorded(&work.job_id, &work.item.id, result.status);
                 self.finish(&message, Some(job)).await;
-                None
             }
             Ok(Outcome::Duplicate) => {
                 self.stats.redelivered.fetch_add(1, Ordering::Relaxed);
                 let job = self.store.get(&work.job_id).await.ok().flatten();
                 self.finish(&message, job).await;
-                None
             }
             Ok(Outcome::NoJob) => {
                 tracing::warn!(job = %work.job_id, item = %work.item.id, "an item of a job that no longer exists is dropped");
                 self.delete(&message).await;
-                None
             }
             Err(e) => {
                 // The answer is not kept; the item is asked again later.
                 tracing::warn!(job = %work.job_id, item = %work.item.id, error = %e, "result not recorded; the item comes back");
-                self.retry(&message, OUTAGE_PAUSE, &e.to_string()).await
+                self.retry(&message, OUTAGE_PAUSE, &e.to_string()).await;
             }
         }
     }
@@ -411,12 +407,7 @@ impl Worker {
 
     /// Gives up on an item: its failure recorded (so the job's counts add
     /// up), then the message to the dead-letter queue with the error.
-    async fn give_up(
-        &self,
-        message: &Received,
-        work: &WorkItem,
-        failure: &Failure,
-    ) -> Option<Duration> {
+    async fn give_up(&self, message: &Received, work: &WorkItem, failure: &Failure) {
         let result = failure.result(&work.item.id, work.task);
         let job = match self.store.record(&work.job_id, &result).await {
             Ok(Outcome::First(job)) => {
@@ -432,12 +423,12 @@ impl Worker {
                     .unwrap_or(false) =>
             {
                 self.delete(message).await;
-                return None;
+                return;
             }
             Ok(Outcome::Duplicate) => None,
             Ok(Outcome::NoJob) => {
                 self.delete(message).await;
-                return None;
+                return;
             }
             Err(e) => {
                 tracing::warn!(job = %work.job_id, item = %work.item.id, error = %e, "failure not recorded; the item comes back");
@@ -450,7 +441,6 @@ impl Worker {
         if let Some(job) = job.filter(JobRecord::needs_notice) {
             self.notify(&job).await;
         }
-        None
     }
 
     async fn dead_letter(&self, message: &Received, error: &str) {
@@ -464,8 +454,8 @@ impl Worker {
         }
     }
 
-    /// Puts a message back for `delay`; that delay, for the ones after it.
-    async fn retry(&self, message: &Received, delay: Duration, error: &str) -> Option<Duration> {
+    /// Puts a message back for `delay`.
+    async fn retry(&self, message: &Received, delay: Duration, error: &str) {
         self.stats.retried.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self
             .queue
@@ -474,7 +464,6 @@ impl Worker {
         {
             tracing::warn!(error = %e, "could not put an item back; it comes back when its visibility ends");
         }
-        Some(delay)
     }
 
     async fn delete(&self, message: &Received) {
