@@ -27,8 +27,11 @@ impl MotoServer {
     /// a restarted moto has lost every table and parameter).
     pub fn start_on(port: u16) -> Self {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let program = root.join(".venv/moto/bin/moto_server");
+        // moto's own server, with DynamoDB requests taken one at a time
+        // (scripts/python/moto_serial.py says why).
+        let program = root.join(".venv/moto/bin/python");
         let child = Command::new(&program)
+            .arg(root.join("scripts/python/moto_serial.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
