@@ -282,6 +282,15 @@ POLICY_CASES = [
     ("boundary_plus_literal_absent", {"disallowedPatterns": [r"\bx+-"]}, "a-"),
     ("boundary_count_literal_start", {"disallowedPatterns": [r"\bx{1,2}-"]}, "XX-"),
     ("boundary_count_literal_after_underscore", {"disallowedPatterns": [r"\bx{1,2}-"]}, "_x-"),
+    # Python's `$` also matches before a final newline (the differential
+    # pattern fuzzer's find, docs/reliability.md); `(?m)` before any.
+    ("end_anchor_at_end", {"disallowedPatterns": ["rm -rf$"]}, "please RM -RF"),
+    ("end_anchor_before_final_newline", {"disallowedPatterns": ["rm -rf$"]}, "rm -rf\n"),
+    ("end_anchor_not_before_two_newlines", {"disallowedPatterns": ["rm -rf$"]}, "rm -rf\n\n"),
+    ("end_anchor_not_before_crlf", {"disallowedPatterns": ["rm -rf$"]}, "rm -rf\r\n"),
+    ("end_anchor_not_mid_text", {"disallowedPatterns": ["rm -rf$"]}, "rm -rf\nnow"),
+    ("end_anchor_in_alternative", {"disallowedPatterns": ["x|rm$"]}, "rm\n"),
+    ("end_anchor_multiline_any_line", {"disallowedPatterns": ["(?m)^drop$"]}, "x\nDROP\ny"),
     # `]` right after `[^` is a class member, so the `|` is top-level.
     ("boundary_after_bracket_class_hit", {"disallowedPatterns": [r"[^](]x|\bk"]}, "-k"),
     ("boundary_after_bracket_class_inside_word", {"disallowedPatterns": [r"[^](]x|\bk"]}, "ak"),
@@ -352,6 +361,38 @@ SPEC_ONLY_POLICY += [
     refused_boundary("refused_boundary_in_group_after_bracket_class", r"a([^])]|\bk)", BOUNDARY_PLACE,
                      "`]` right after `[^` is a member, so `\\b` is inside the group: Python finds no "
                      "match in 'a)k'; read as top-level it was rewritten and matched"),
+]
+
+
+END_ANCHOR_PLACE = ("`$` is supported only at the end of a pattern (or of a top-level alternative), "
+                    "where it can mean what Python's `$` means (the end, or before a final newline)")
+END_ANCHOR_FLAGS = ("`$` is not supported where multiline mode (flag `m`) is switched on or off "
+                    "inside the pattern: set `(?m)` at its start, or leave it out")
+
+
+def refused_end_anchor(name, pattern, why, note):
+    return vec(name, {"policy": {"disallowedPatterns": [pattern]}, "message": "x"},
+               ref.error("invalid_pattern", f"pattern {json.dumps(pattern)}: {why}"),
+               by="spec", note=note)
+
+
+SPEC_ONLY_POLICY += [
+    refused_end_anchor("refused_end_anchor_mid_pattern", "a$\\n", END_ANCHOR_PLACE,
+                       "Python matches 'a\\n' (`$` before the final newline, then the newline); "
+                       "rewritten to consume that newline it would not"),
+    refused_end_anchor("refused_end_anchor_in_group", "(a$)", END_ANCHOR_PLACE,
+                       "inside a group something may follow it"),
+    refused_end_anchor("refused_end_anchor_scoped_multiline", "(?m:a)b$", END_ANCHOR_FLAGS,
+                       "the flag holds inside the group only; the `$` is Python's non-multiline one"),
+    vec("astral_in_class_folds", {"policy": {"disallowedPatterns": ["[a\U00010400]"]},
+                                  "message": "\U00010428"},
+        {"valid": False, "code": "disallowed_pattern",
+         "detail": "message contains the disallowed pattern [a\U00010400]",
+         "sanitized": "\U00010428", "estimatedTokens": 0},
+        by="spec",
+        note="simple case folding: U+10428 is U+10400's lower case. Python 3.11's re answers no "
+             "match: with IGNORECASE it misses a character beyond the BMP in a set with other "
+             "members (the differential pattern fuzzer's find, docs/reliability.md)"),
 ]
 
 

@@ -3,7 +3,8 @@
 //! Patterns use the `regex` crate's syntax (regex-syntax parses them),
 //! matched case-insensitively with Unicode simple case folding. The one
 //! difference SPEC 3 pins down is `\b`: a word character is L*, N* or `_`
-//! (Python), not the `regex` crate's wider set; [`translate`] rewrites it.
+//! (Python), not the `regex` crate's wider set; [`translate`] rewrites it,
+//! and `$`, which in Python also matches before a final newline.
 //! [`engine`] runs the result: the same parse and automaton in every build,
 //! a faster or a smaller search engine depending on the build.
 
@@ -12,7 +13,7 @@ mod translate;
 
 use crate::error::Error;
 use engine::Engine;
-use translate::translate_word_boundaries;
+use translate::translate_anchors;
 
 /// A compiled, ordered list of disallowed patterns.
 #[derive(Debug, Clone)]
@@ -26,7 +27,7 @@ impl PatternList {
     pub fn new(patterns: &[String]) -> Result<Self, Error> {
         let mut translated = Vec::with_capacity(patterns.len());
         for p in patterns {
-            translated.push(format!("(?i){}", translate_word_boundaries(p)?));
+            translated.push(format!("(?i){}", translate_anchors(p)?));
         }
         let engine = Engine::new(&translated).map_err(|e| {
             Error::invalid_pattern(format!("a disallowed pattern does not compile: {e}"))
@@ -197,6 +198,41 @@ mod tests {
         assert!(l.first_match("osXsystem").is_none());
         assert!(l.first_match("bc!").is_some());
         assert!(l.first_match("bcd").is_none());
+    }
+
+    /// Python's `$` also matches before a newline that ends the text (the
+    /// differential fuzzer's first find); in multiline mode, before any.
+    #[test]
+    fn end_anchor_means_what_python_means() {
+        for (p, hit, miss) in [
+            (
+                "a$",
+                &["a", "a\n", "ba\n", "A\n"][..],
+                &["a\n\n", "ab", "a\nb", "a\r\n"][..],
+            ),
+            (".$", &["x\n"], &["\n", "\n\n", ""]),
+            ("x|a$", &["a\n", "xa\nq"], &["a\nq"]),
+            ("(?m)a$", &["a\nb", "a", "a\n"], &["ab"]),
+            ("(?im)^a$", &["b\nA\nc"], &["ba\n"]),
+        ] {
+            let l = list(p);
+            for h in hit {
+                assert!(l.first_match(h).is_some(), "{p} should match {h:?}");
+            }
+            for m in miss {
+                assert!(l.first_match(m).is_none(), "{p} should not match {m:?}");
+            }
+        }
+        for p in [
+            "a$b", "(a$)", "a$?", r"a$\n", "x(?m)a$", "(?-m)a$", "(?m:a)b$", "a$(?m)",
+        ] {
+            let e = PatternList::new(&[p.to_string()]).unwrap_err();
+            assert_eq!(e.code(), "invalid_pattern", "{p}");
+            assert!(e.message().contains('$'), "{p}: {}", e.message());
+        }
+        // In a class, `$` is a character.
+        assert!(list("[$]").first_match("US$").is_some());
+        assert!(list(r"\$5").first_match("$5\n").is_some());
     }
 
     #[test]

@@ -1,4 +1,10 @@
-//! The `\b` rewrite: Python's word boundary as a consuming class.
+//! The `\b` and `$` rewrites: Python's word boundary and end anchor.
+//!
+//! Python's `$` (without multiline mode) also matches before a newline that
+//! ends the text; regex-syntax's only at the very end. Where nothing follows
+//! the `$` it becomes `(?:\n?\z)`, exact for the same reason as below;
+//! elsewhere it is refused (the differential fuzzer found this:
+//! docs/reliability.md).
 //!
 //! regex-automata has no look-around, so `\b` is rewritten into a consuming
 //! class. That is exact because we only ask *whether* a pattern matches, and
@@ -50,6 +56,8 @@ enum Token {
     WordBoundary,
     /// `|` outside any group or class.
     TopLevelBar,
+    /// `$` outside a class.
+    EndAnchor,
     /// Anything else, kept verbatim (escapes, classes, groups, quantifiers).
     Other(String),
 }
@@ -90,21 +98,71 @@ fn refused_escape(pattern: &str, e: char) -> Error {
 /// A test checks the list against the case tables over all of Unicode.
 const FOLDS_MIX_WORDNESS: [char; 4] = ['\u{345}', '\u{399}', '\u{3B9}', '\u{1FBE}'];
 
-/// Whether the group whose `(` was just read (`rest` follows it) is a flag
-/// group switching verbose mode on, such as `(?x)` or `(?ix:`.
-fn enables_verbose(mut rest: impl Iterator<Item = char>) -> bool {
+/// What a flag group such as `(?x)`, `(?im:` or `(?-m)` does, if the group
+/// whose `(` was just read (`rest` follows it) is one.
+struct FlagGroup {
+    /// The flags it switches on.
+    on: String,
+    /// Whether it mentions `m` after `-` (switches multiline off).
+    m_off: bool,
+    /// `(?m:...)`: the flags hold inside the group only.
+    scoped: bool,
+}
+
+fn group_flags(mut rest: impl Iterator<Item = char>) -> Option<FlagGroup> {
     if rest.next() != Some('?') {
-        return false;
+        return None;
     }
-    rest.take_while(|f| matches!(f, 'i' | 'm' | 's' | 'U' | 'u' | 'R' | 'x'))
-        .any(|f| f == 'x')
+    let mut group = FlagGroup {
+        on: String::new(),
+        m_off: false,
+        scoped: false,
+    };
+    let mut negated = false;
+    for f in rest {
+        match f {
+            'i' | 'm' | 's' | 'U' | 'u' | 'R' | 'x' if !negated => group.on.push(f),
+            'i' | 'm' | 's' | 'U' | 'u' | 'R' | 'x' => group.m_off |= f == 'm',
+            '-' => negated = true,
+            ':' => {
+                group.scoped = true;
+                break;
+            }
+            _ => break,
+        }
+    }
+    Some(group)
+}
+
+/// Where `$` means what Python's `$` means as regex-syntax reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Multiline {
+    /// Never switched on: Python's `$` also matches before a final `\n`.
+    Off,
+    /// Switched on by a leading flag group for the whole pattern: both read
+    /// `$` as "before any `\n` or at the end".
+    Global,
+    /// Switched on or off somewhere else: `$` is refused.
+    Mixed,
+}
+
+/// What [`tokenize`] learns about a pattern's flags.
+#[derive(Debug, Clone, Copy)]
+struct Flags {
+    /// Verbose mode (`x`) is switched on somewhere.
+    verbose: bool,
+    /// Where multiline mode (`m`) is on.
+    multiline: Multiline,
 }
 
 /// Splits a pattern into tokens, refusing the escapes [`is_refused_escape`]
-/// names, in classes too. Also says whether verbose mode (`x`) is switched on.
-fn tokenize(pattern: &str) -> Result<(Vec<Token>, bool), Error> {
+/// names, in classes too. Also says which flags are switched on where.
+fn tokenize(pattern: &str) -> Result<(Vec<Token>, Flags), Error> {
     let mut tokens = Vec::new();
-    let mut verbose = false;
+    let mut flags = Flags {
+        verbose: false,
+        multiline: Multiline::Off,
+    };
     let mut chars = pattern.chars().peekable();
     let mut depth = 0usize;
     while let Some(c) = chars.next() {
@@ -174,7 +232,16 @@ fn tokenize(pattern: &str) -> Result<(Vec<Token>, bool), Error> {
                 tokens.push(Token::Other(class));
             }
             '(' => {
-                verbose |= enables_verbose(chars.clone());
+                if let Some(group) = group_flags(chars.clone()) {
+                    flags.verbose |= group.on.contains('x');
+                    if group.m_off || group.on.contains('m') {
+                        let whole = tokens.is_empty() && !group.scoped && !group.m_off;
+                        flags.multiline = match (whole, flags.multiline) {
+                            (true, Multiline::Off) => Multiline::Global,
+                            _ => Multiline::Mixed,
+                        };
+                    }
+                }
                 depth += 1;
                 tokens.push(Token::Other("(".into()));
             }
@@ -183,11 +250,12 @@ fn tokenize(pattern: &str) -> Result<(Vec<Token>, bool), Error> {
                 tokens.push(Token::Other(")".into()));
             }
             '|' if depth == 0 => tokens.push(Token::TopLevelBar),
+            '$' => tokens.push(Token::EndAnchor),
             c if META.contains(&c) => tokens.push(Token::Other(c.to_string())),
             c => tokens.push(Token::Literal(c)),
         }
     }
-    Ok((tokens, verbose))
+    Ok((tokens, flags))
 }
 
 fn push_literal(out: &mut String, c: char) {
@@ -218,8 +286,8 @@ fn may_be_absent(rest: &[Token]) -> bool {
 }
 
 /// Rewrites every `\b` of `pattern` into a consuming class, or explains why it cannot.
-pub(super) fn translate_word_boundaries(pattern: &str) -> Result<String, Error> {
-    let (tokens, verbose) = tokenize(pattern)?;
+pub(super) fn translate_anchors(pattern: &str) -> Result<String, Error> {
+    let (tokens, flags) = tokenize(pattern)?;
     let refuse = |why: String| Error::invalid_pattern(format!("pattern {pattern:?}: {why}"));
     let mut out = String::with_capacity(pattern.len() + 32);
     for (i, token) in tokens.iter().enumerate() {
@@ -227,8 +295,31 @@ pub(super) fn translate_word_boundaries(pattern: &str) -> Result<String, Error> 
             Token::Literal(c) => push_literal(&mut out, *c),
             Token::Other(s) => out.push_str(s),
             Token::TopLevelBar => out.push('|'),
+            Token::EndAnchor => match flags.multiline {
+                Multiline::Global => out.push('$'),
+                Multiline::Mixed => {
+                    return Err(refuse(
+                        "`$` is not supported where multiline mode (flag `m`) is switched on \
+                         or off inside the pattern: set `(?m)` at its start, or leave it out"
+                            .into(),
+                    ));
+                }
+                // Python's `$` also matches before a final newline. Consuming
+                // that newline is exact where nothing follows the `$`.
+                Multiline::Off if matches!(tokens.get(i + 1), None | Some(Token::TopLevelBar)) => {
+                    out.push_str(r"(?:\n?\z)");
+                }
+                Multiline::Off => {
+                    return Err(refuse(
+                        "`$` is supported only at the end of a pattern (or of a top-level \
+                         alternative), where it can mean what Python's `$` means (the end, or \
+                         before a final newline)"
+                            .into(),
+                    ));
+                }
+            },
             Token::WordBoundary => {
-                if verbose {
+                if flags.verbose {
                     return Err(refuse(
                         "`\\b` is not supported in verbose mode (flag `x`), where the characters \
                          beside it may be ignored whitespace"
@@ -306,7 +397,7 @@ mod tests {
             r"[\<]",
             r"[\B]",
         ] {
-            let err = translate_word_boundaries(p).unwrap_err();
+            let err = translate_anchors(p).unwrap_err();
             assert_eq!(err.code(), "invalid_pattern", "{p}");
         }
     }
@@ -321,15 +412,12 @@ mod tests {
     fn boundaries_become_classes() {
         let word = rewrite(Boundary::Word);
         assert_eq!(
-            translate_word_boundaries(r"a\b").unwrap(),
+            translate_anchors(r"a\b").unwrap(),
             format!("a{}", rewrite(Boundary::NonWordOrEnd))
         );
+        assert_eq!(translate_anchors(r"\b:").unwrap(), format!("{word}:"));
         assert_eq!(
-            translate_word_boundaries(r"\b:").unwrap(),
-            format!("{word}:")
-        );
-        assert_eq!(
-            translate_word_boundaries(r"x|\bos").unwrap(),
+            translate_anchors(r"x|\bos").unwrap(),
             format!("x|{}os", rewrite(Boundary::NonWordOrStart))
         );
     }
