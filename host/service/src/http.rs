@@ -166,6 +166,7 @@ pub(crate) async fn metrics(State(svc): State<Arc<Service>>) -> Response {
         open: svc.connections.open(),
         evicted,
         refused,
+        policy_ready: svc.policy.current().sandbox.ready_instances(),
     };
     match svc
         .metrics

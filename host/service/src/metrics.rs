@@ -70,6 +70,7 @@ pub struct Metrics {
     cooling: Family<RegionLabels, Gauge<f64, AtomicU64>>,
     consecutive: Family<RegionLabels, Gauge>,
     connections_open: Gauge,
+    policy_instances_ready: Gauge,
     connections_turned_away: Family<ReasonLabels, Counter>,
     stores: crate::store_metrics::StoreMetrics,
     /// Totals already counted, so each render adds only what is new.
@@ -90,6 +91,9 @@ pub struct ConnectionStats {
     pub evicted: u64,
     /// New ones dropped so far because every open one was busy.
     pub refused: u64,
+    /// Policy instances ready for a call (not a connection figure, but
+    /// read at the same moment).
+    pub policy_ready: usize,
 }
 
 fn latency_histogram() -> Histogram {
@@ -118,6 +122,7 @@ impl Metrics {
             cooling: Family::default(),
             consecutive: Family::default(),
             connections_open: Gauge::default(),
+            policy_instances_ready: Gauge::default(),
             connections_turned_away: Family::default(),
             stores: crate::store_metrics::StoreMetrics::default(),
             turned_away_seen: std::sync::Mutex::new((0, 0)),
@@ -172,6 +177,11 @@ impl Metrics {
             "connections_open",
             "Open connections on the public listener",
             m.connections_open.clone(),
+        );
+        registry.register(
+            "policy_instances_ready",
+            "Policy component instances made and warmed up, waiting for a call (bounded; a leak shows here)",
+            m.policy_instances_ready.clone(),
         );
         registry.register(
             "connections_turned_away",
@@ -279,6 +289,8 @@ impl Metrics {
     ) -> Result<String, std::fmt::Error> {
         self.connections_open
             .set(i64::try_from(connections.open).unwrap_or(i64::MAX));
+        self.policy_instances_ready
+            .set(i64::try_from(connections.policy_ready).unwrap_or(i64::MAX));
         {
             let mut seen = self
                 .turned_away_seen

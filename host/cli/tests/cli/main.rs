@@ -24,3 +24,4 @@ mod jobs;
 mod memory;
 mod policy_swap;
 mod serve;
+mod soak;
