@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target (fuzz/fuzz_targets) for N minutes each.
 #
 #   scripts/fuzz.sh [minutes]        default 1; docs/reliability.md's runs
-#   scripts/fuzz.sh --smoke          20 s each (what .ci/run does)
+#   scripts/fuzz.sh --smoke          10 s each (what .ci/run does)
 #   scripts/fuzz.sh --runs N [target ...]   N executions each, then stop
 #
 # Stable Rust with RUSTC_BOOTSTRAP=1 for libFuzzer's instrumentation flags;
@@ -20,7 +20,7 @@ source scripts/env.sh
 seconds=60
 runs=""
 case "${1:-}" in
-  --smoke) seconds=20; shift ;;
+  --smoke) seconds=10; shift ;;
   --runs) runs="$2"; seconds=""; shift 2 ;;
   "") ;;
   *) seconds=$(( $1 * 60 )); shift ;;

@@ -51,4 +51,10 @@ step "web-demo: the chat widget against the service, in headless Chromium"
 bash scripts/build-web-demo.sh
 E2E_MANGAASSIST_BIN="$CARGO_TARGET_DIR/debug/mangaassist" node --test tests/e2e/
 
+step "fuzz: every cargo-fuzz target for a short smoke (the regression inputs were replayed by cargo test)"
+bash scripts/fuzz.sh --smoke
+
+step "differential pattern fuzzing against Python's re (100,000 pairs, both engines)"
+bash scripts/pattern-diff.sh 100000
+
 step "done: all checks passed in $((SECONDS - start)) s"

@@ -5,8 +5,8 @@
 
 use std::sync::OnceLock;
 
-use mangaassist_conformance::Suite;
 use mangaassist_conformance::NativeEngine;
+use mangaassist_conformance::Suite;
 use mangaassist_core::api::{json_line, screen};
 use mangaassist_core::policy::Policy;
 use mangaassist_sandbox::{ActivePolicy, Limits, LoadedPolicy, PolicySource, Runtime, answers};

@@ -109,7 +109,8 @@ pub fn service(data: &[u8]) {
         return;
     };
     let method = METHODS[usize::from(case.method) % METHODS.len()].clone();
-    // A HEAD answer has the headers of its GET and no body (RFC 9110).
+    // A HEAD answer has the headers of its GET and no body (RFC 9110):
+    // hyper leaves the body off on the wire, so the router's may be either.
     let bodiless = method == Method::HEAD;
     let path = PATHS
         .get(usize::from(case.path))
@@ -161,7 +162,6 @@ pub fn service(data: &[u8]) {
         (status, content_type, bytes)
     });
     assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{:?}", bytes);
-    assert!(!bodiless || bytes.is_empty(), "a HEAD answer with a body");
     if (status.is_client_error() || status.is_server_error())
         && content_type.starts_with("application/json")
         && !bodiless
