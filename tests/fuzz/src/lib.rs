@@ -12,6 +12,9 @@
 
 #![allow(
     clippy::missing_panics_doc,
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
     reason = "panicking on a broken invariant is what a fuzz check is for"
 )]
 
@@ -23,9 +26,12 @@ pub use core_checks::{body, cache_key, check, contract, policy};
 pub use sandbox_checks::sandbox;
 pub use service_checks::service;
 
+/// A fuzz target: the fuzzer's bytes in, a panic when an invariant breaks.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/<name>.rs` and
 /// `testdata/<name>/` call them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("check", check),
     ("contract", contract),
     ("cache_key", cache_key),

@@ -155,7 +155,12 @@ fn serve(emulator: &Emulator, jobs_dir: &std::path::Path) -> Service {
 }
 
 /// One HTTP/1.1 exchange over a fresh connection: status and body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<(u16, Value), String> {
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Value), String> {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -277,7 +282,9 @@ fn proc_status(pid: u32, field: &str) -> u64 {
 }
 
 fn open_files(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 fn metrics(admin: SocketAddr) -> String {
@@ -336,10 +343,10 @@ fn soak_under_regional_faults_loses_nothing() {
             if due != phase {
                 if due == ALL_DOWN {
                     down_steps.push((now, now));
-                } else if phase == ALL_DOWN {
-                    if let Some(step) = down_steps.last_mut() {
-                        step.1 = now;
-                    }
+                } else if phase == ALL_DOWN
+                    && let Some(step) = down_steps.last_mut()
+                {
+                    step.1 = now;
                 }
                 phase = due;
                 eprintln!("soak: {:>7.1}s {}", now.as_secs_f64(), SCHEDULE[phase].name);
@@ -357,7 +364,10 @@ fn soak_under_regional_faults_loses_nothing() {
                 let (policy, all_cooling) = tokio::task::spawn_blocking(move || {
                     let text = metrics(admin);
                     let cooling = |region: &str| {
-                        value(&text, &format!("mangaassist_region_cooldown_seconds{{region=\"{region}\"}}")) > 0.0
+                        value(
+                            &text,
+                            &format!("mangaassist_region_cooldown_seconds{{region=\"{region}\"}}"),
+                        ) > 0.0
                     };
                     (
                         value(&text, "mangaassist_policy_instances_ready"),
@@ -374,7 +384,10 @@ fn soak_under_regional_faults_loses_nothing() {
             tasks.spawn(async move {
                 let begun = started.elapsed();
                 let (kind, outcome) = match n % 20 {
-                    0..=5 => ("chat hit", chat(addr, POPULAR[n % POPULAR.len()].into()).await),
+                    0..=5 => (
+                        "chat hit",
+                        chat(addr, POPULAR[n % POPULAR.len()].into()).await,
+                    ),
                     6..=10 => ("chat miss", chat(addr, format!("soak question {n}")).await),
                     11..=18 => ("stream", stream(addr, format!("soak stream {n}")).await),
                     _ => ("job", job(addr, n, jobs).await),
@@ -456,8 +469,17 @@ fn soak_under_regional_faults_loses_nothing() {
             lost.push(r);
         }
     }
-    eprintln!("soak: {} requests, {} jobs: {counts:#?}", records.len(), job_ids.len());
-    assert!(lost.is_empty(), "{} requests lost: {:#?}", lost.len(), &lost[..lost.len().min(10)]);
+    eprintln!(
+        "soak: {} requests, {} jobs: {counts:#?}",
+        records.len(),
+        job_ids.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} requests lost: {:#?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
     assert!(records.len() as f64 >= RATE * seconds as f64 * 0.9);
     // Each cycle recovers: answers again after its all-down step.
     for (_, until) in &excused_windows {
@@ -475,7 +497,12 @@ fn soak_under_regional_faults_loses_nothing() {
         .iter()
         .find(|s| s.0 >= total / 4)
         .expect("a sample after warm-up");
-    let peak_rss = samples.iter().filter(|s| s.0 >= warm.0).map(|s| s.1).max().unwrap();
+    let peak_rss = samples
+        .iter()
+        .filter(|s| s.0 >= warm.0)
+        .map(|s| s.1)
+        .max()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let (end_rss, end_files) = (proc_status(pid, "VmRSS:"), open_files(pid));
     let policy_max = samples.iter().map(|s| s.3).fold(0.0, f64::max);
@@ -489,7 +516,11 @@ fn soak_under_regional_faults_loses_nothing() {
         "RSS grew from {} to {peak_rss} KiB",
         warm.1
     );
-    assert!(end_files <= warm.2 + 8, "open files {} -> {end_files}", warm.2);
+    assert!(
+        end_files <= warm.2 + 8,
+        "open files {} -> {end_files}",
+        warm.2
+    );
     assert!(policy_max <= 16.0, "policy instances ready: {policy_max}");
     let _ = std::fs::remove_dir_all(&jobs_dir);
 }
