@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target (fuzz/fuzz_targets) for N minutes each.
 #
-#   scripts/fuzz.sh [minutes]        default 1; docs/reliability.md's runs
+#   scripts/fuzz.sh [minutes] [target ...]   default 1 minute, every target
 #   scripts/fuzz.sh --smoke          10 s each (what .ci/run does)
 #   scripts/fuzz.sh --runs N [target ...]   N executions each, then stop
 #
@@ -22,7 +22,7 @@ runs=""
 case "${1:-}" in
   --smoke) seconds=10; shift ;;
   --runs) runs="$2"; seconds=""; shift 2 ;;
-  "") ;;
+  ""|[!0-9]*) ;;
   *) seconds=$(( $1 * 60 )); shift ;;
 esac
 
@@ -51,7 +51,7 @@ suites = {
     "check": [("check", lambda i: i["message"])],
     "contract": [("contract", json.dumps), ("screen", json.dumps)],
     "cache_key": [("cache_key", json.dumps)],
-    "policy": [("policy", lambda i: "\n".join(i["policy"].get("disallowedPatterns", [])) + "\n" + i["message"])],
+    "policy": [("policy", lambda i: "\x01".join(i["policy"].get("disallowedPatterns", []) + [i["message"]]))],
     "sandbox": [("check", lambda i: i["message"]), ("screen", json.dumps), ("cache_key", json.dumps)],
 }
 for target in sys.argv[1:]:
@@ -83,7 +83,7 @@ for t in "${targets[@]}"; do
   echo "==> $t (${seconds:+$seconds s}${runs:+$runs runs})"
   log="fuzz/artifacts/$t.log"
   if ! (cd fuzz && cargo fuzz run "${flags[@]}" "$t" "corpus/$t" -- \
-        "${limit[@]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
+        "${limit[@]}" -print_final_stats=1 -timeout=60 -rss_limit_mb=4096 \
         -artifact_prefix="artifacts/$t/") >"$log" 2>&1; then
     tail -40 "$log"
     echo "fuzz: $t FAILED; its input is in fuzz/artifacts/$t/ (log: $log)" >&2

@@ -352,10 +352,12 @@ SPEC_ONLY_POLICY += [
     refused_boundary("refused_boundary_ypogegrammeni_folds_with_letters", "\u0345\\b", BOUNDARY_FOLDS.format(0x345),
                      "U+0345 (Mn) folds with U+0399, U+03B9, U+1FBE (letters): Python matches "
                      "'\\u03b9!' and not '\\u03b9a'", shown=r'"\u{345}\\b"'),
-    refused_boundary("refused_boundary_verbose_mode", r"(?x)k \b",
-                     "is not supported in verbose mode (flag `x`), where the characters beside it "
-                     "may be ignored whitespace",
-                     "the space is ignored: Python matches 'k!'; read as the neighbour it chose the wrong class"),
+    vec("refused_boundary_verbose_mode", {"policy": {"disallowedPatterns": [r"(?x)k \b"]}, "message": "x"},
+        ref.error("invalid_pattern", 'pattern "(?x)k \\\\b": verbose mode (flag `x`) is not supported: '
+                  "Python and regex-syntax ignore different whitespace and read `#` comments differently"),
+        by="spec",
+        note="the space is ignored: Python matches 'k!'; read as the neighbour it chose the wrong class. "
+             "Verbose mode is refused outright: `#` comments could also hide a `[`, `)` or `$` from the rewrites"),
     refused_boundary("refused_boundary_after_hex_escape", r"\x2D\b", BOUNDARY_PLACE,
                      "`\\x2D` is '-': Python matches '-a'; read as a literal 'D' it chose the wrong class"),
     refused_boundary("refused_boundary_in_group_after_bracket_class", r"a([^])]|\bk)", BOUNDARY_PLACE,

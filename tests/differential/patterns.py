@@ -184,6 +184,10 @@ def pattern(rng):
         p = "(?s)" + p
     elif r < 0.10:
         p = "(?m)" + p
+    elif r < 0.12:
+        # Refused by the core (Python reads these differently or the
+        # rewrites cannot see through them): counted, never compared.
+        p = rng.choice(["(?x)", "(?m:a)", "(?i)(?-m:b)"]) + p
     return p
 
 

@@ -14,7 +14,12 @@
 //! from that one character, so the character must always be there (no `?`,
 //! `*`, `{0,n}`), must be all word or all non-word under case folding
 //! (U+0345 is a mark, its folds are letters), and must be read as
-//! regex-syntax reads it (not in verbose mode, where spaces are ignored).
+//! regex-syntax reads it.
+//!
+//! Verbose mode (`x`) is refused outright: regex-syntax ignores all Unicode
+//! whitespace and Python only ASCII, and a `#` comment can hide a `[`, `)`
+//! or flag group from this tokenizer (the review of the `$` rewrite found
+//! patterns that were accepted and answered differently).
 
 use crate::chars::is_python_word;
 use crate::error::Error;
@@ -149,8 +154,6 @@ enum Multiline {
 /// What [`tokenize`] learns about a pattern's flags.
 #[derive(Debug, Clone, Copy)]
 struct Flags {
-    /// Verbose mode (`x`) is switched on somewhere.
-    verbose: bool,
     /// Where multiline mode (`m`) is on.
     multiline: Multiline,
 }
@@ -160,7 +163,6 @@ struct Flags {
 fn tokenize(pattern: &str) -> Result<(Vec<Token>, Flags), Error> {
     let mut tokens = Vec::new();
     let mut flags = Flags {
-        verbose: false,
         multiline: Multiline::Off,
     };
     let mut chars = pattern.chars().peekable();
@@ -233,7 +235,13 @@ fn tokenize(pattern: &str) -> Result<(Vec<Token>, Flags), Error> {
             }
             '(' => {
                 if let Some(group) = group_flags(chars.clone()) {
-                    flags.verbose |= group.on.contains('x');
+                    if group.on.contains('x') {
+                        return Err(Error::invalid_pattern(format!(
+                            "pattern {pattern:?}: verbose mode (flag `x`) is not supported: \
+                             Python and regex-syntax ignore different whitespace and read `#` \
+                             comments differently"
+                        )));
+                    }
                     if group.m_off || group.on.contains('m') {
                         let whole = tokens.is_empty() && !group.scoped && !group.m_off;
                         flags.multiline = match (whole, flags.multiline) {
@@ -319,13 +327,6 @@ pub(super) fn translate_anchors(pattern: &str) -> Result<String, Error> {
                 }
             },
             Token::WordBoundary => {
-                if flags.verbose {
-                    return Err(refuse(
-                        "`\\b` is not supported in verbose mode (flag `x`), where the characters \
-                         beside it may be ignored whitespace"
-                            .into(),
-                    ));
-                }
                 let before = i.checked_sub(1).and_then(|j| tokens.get(j));
                 let after = tokens.get(i + 1);
                 let at_end = matches!(after, None | Some(Token::TopLevelBar));

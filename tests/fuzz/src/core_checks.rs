@@ -227,10 +227,10 @@ pub fn body(data: &[u8]) {
     assert!(key_of(&json).is_ok());
 }
 
-/// A policy from arbitrary pattern strings (the first lines of the input;
-/// the last line is the text): built or refused as `invalid_pattern`, never
-/// a panic; a built list reports the first pattern, in list order, that
-/// matches on its own.
+/// A policy from arbitrary pattern strings (up to 4, then the text, parted
+/// by U+0001 so that patterns and text may hold newlines): built or refused
+/// as `invalid_pattern`, never a panic; a built list reports the first
+/// pattern, in list order, that matches on its own.
 pub fn policy(data: &[u8]) {
     // Policies are a few short patterns. Long inputs are left out so that
     // the run tries many patterns instead of compiling a few huge ones (a
@@ -242,7 +242,7 @@ pub fn policy(data: &[u8]) {
     let Ok(input) = std::str::from_utf8(data) else {
         return;
     };
-    let mut lines: Vec<&str> = input.split('\n').collect();
+    let mut lines: Vec<&str> = input.split('\u{1}').collect();
     let Some(text) = lines.pop() else {
         return;
     };
