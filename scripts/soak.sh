@@ -12,6 +12,6 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 minutes="${1:-30}"
 [[ -f wasm/component/dist/policy.wasm ]] || bash scripts/build-policy.sh
-MANGAASSIST_SOAK_SECONDS=$(( minutes * 60 )) \
+SOAK_SECONDS=$(( minutes * 60 )) \
   cargo test --release --locked -p mangaassist --test cli -- --exact \
   soak::soak_under_regional_faults_loses_nothing --nocapture
