@@ -469,7 +469,10 @@ fn soak_under_regional_faults_loses_nothing() {
         let known = matches!(
             (status, code.as_str()),
             (503, "regions_cooling_down" | "bedrock_unavailable")
-                | (504, "bedrock_deadline" | "bedrock_unavailable")
+                | (
+                    504,
+                    "bedrock_deadline" | "bedrock_unavailable" | "budget_exceeded"
+                )
         );
         known
             && windows
@@ -495,12 +498,7 @@ fn soak_under_regional_faults_loses_nothing() {
         records.len(),
         job_ids.len()
     );
-    assert!(
-        lost.is_empty(),
-        "{} requests lost: {:#?}",
-        lost.len(),
-        &lost[..lost.len().min(10)]
-    );
+
     assert!(records.len() as f64 >= RATE * seconds as f64 * 0.9);
     // Each cycle recovers: answers again once its window is over.
     for (_, until) in windows.iter().filter(|(_, until)| *until < total) {
@@ -548,4 +546,10 @@ fn soak_under_regional_faults_loses_nothing() {
     );
     assert!(policy_max <= 16.0, "policy instances ready: {policy_max}");
     let _ = std::fs::remove_dir_all(&jobs_dir);
+    assert!(
+        lost.is_empty(),
+        "{} requests lost: {:#?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
 }
