@@ -35,11 +35,8 @@ fn main() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let config = format!(
-        "listen = \"127.0.0.1:0\"\nadmin_listen = \"off\"\nemulator_ttft_ms = 0\nemulator_per_token_ms = 0\n\
-         rate_per_second = 1000000\nrate_burst = 1000000\n\
-         client_rate_per_second = 1000000\nclient_rate_burst = 1000000\njobs_workers = 0\n\
-         api_keys = [{{ id = \"profile\", sha256 = \"{}\", tokens_per_minute = 1000000000000, usd_per_day = 1000000000.0 }}]\n",
-        mangaassist_service::identity::hash_key(KEY)
+        "{}jobs_workers = 0\n",
+        mangaassist_bench::service_config("profile", KEY)
     );
     let resolved = resolve("prod", Some(&config), &[])?;
     let server = runtime.block_on(start(resolved))?;

@@ -75,15 +75,7 @@ fn main() -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    // prod: every edge control on; one API key whose budgets the load
-    // cannot reach (the load measures overhead, not budgets).
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\nadmin_listen = \"off\"\nemulator_ttft_ms = 0\nemulator_per_token_ms = 0\n\
-         rate_per_second = 1000000\nrate_burst = 1000000\n\
-         client_rate_per_second = 1000000\nclient_rate_burst = 1000000\n\
-         api_keys = [{{ id = \"bench\", sha256 = \"{}\", tokens_per_minute = 1000000000000, usd_per_day = 1000000000.0 }}]\n",
-        mangaassist_service::identity::hash_key(BENCH_KEY)
-    );
+    let config = mangaassist_bench::service_config("bench", BENCH_KEY);
     let job_items: usize = std::env::var("LOAD_JOB_ITEMS")
         .ok()
         .and_then(|n| n.parse().ok())
