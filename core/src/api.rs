@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::body::{BodySettings, ClaudeBody, DEFAULT_SYSTEM_PROMPT, Turn, build_body};
 use crate::cache_key::cache_key;
+use crate::continuation::{Seam, continuation_body, seam};
 use crate::contract::validate_request;
 use crate::error::Error;
 use crate::models::{Catalog, ModelPreference, ModelSpec};
@@ -62,6 +63,9 @@ pub struct BodyInput {
     /// Which model; `auto` when absent.
     #[serde(default)]
     pub model_preference: ModelPreference,
+    /// A catalog preset ([`Catalog::PRESETS`]) to select from instead of
+    /// the engine's own catalog.
+    pub catalog: Option<String>,
 }
 
 /// Answer of `body`.
@@ -78,6 +82,14 @@ pub struct BodyReport {
 
 /// Selects the model and builds the body and its cache key.
 pub fn body_report(catalog: &Catalog, input: &BodyInput) -> Result<BodyReport, Error> {
+    let preset;
+    let catalog = match &input.catalog {
+        Some(name) => {
+            preset = Catalog::preset(name)?;
+            &preset
+        }
+        None => catalog,
+    };
     let (model, spec) = catalog.choose(input.model_preference, &input.message)?;
     body_for(model, spec, input)
 }
@@ -110,6 +122,79 @@ fn body_for(model: ModelChoice, spec: &ModelSpec, input: &BodyInput) -> Result<B
         cache_key: cache_key(&as_json)?,
         body,
     })
+}
+
+/// Input of `continuation`: a body whose streamed answer was cut.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContinuationInput {
+    /// The body first sent.
+    pub body: ClaudeBody,
+    /// The answer's text streamed before the cut.
+    pub sent: String,
+    /// Whether the model accepts an assistant prefill.
+    pub prefill: bool,
+}
+
+/// Answer of `continuation`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContinuationReport {
+    /// The body that asks for the rest.
+    pub body: ClaudeBody,
+}
+
+/// The body that asks for the rest of a cut answer (see [`continuation_body`]).
+pub fn continuation_report(input: &ContinuationInput) -> ContinuationReport {
+    ContinuationReport {
+        body: continuation_body(&input.body, &input.sent, input.prefill),
+    }
+}
+
+/// Input of `seam`: the start of a continuation after the text sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeamInput {
+    /// The text already sent to the caller.
+    pub sent: String,
+    /// The continuation's text so far.
+    pub continuation: String,
+    /// Whether the continuation has ended.
+    pub complete: bool,
+}
+
+/// Answer of `seam`: wait for more, or the repeat and what to pass on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum SeamReport {
+    /// Undecided: hold the continuation back.
+    Wait {
+        /// Always true.
+        wait: bool,
+    },
+    /// Decided.
+    Cut {
+        /// The start of the continuation that repeats the text sent.
+        repeat: String,
+        /// The rest, to pass on.
+        rest: String,
+    },
+}
+
+/// What [`seam`] decides for this input, as text.
+pub fn seam_report(input: &SeamInput) -> SeamReport {
+    match seam(&input.sent, &input.continuation, input.complete) {
+        Seam::Wait => SeamReport::Wait { wait: true },
+        Seam::Skip(n) => {
+            let (repeat, rest) = input
+                .continuation
+                .split_at_checked(n)
+                .unwrap_or(("", &input.continuation));
+            SeamReport::Cut {
+                repeat: repeat.to_string(),
+                rest: rest.to_string(),
+            }
+        }
+    }
 }
 
 /// Input of `precheck`: a message as a client is about to send it.

@@ -174,6 +174,7 @@ pub fn job_body_report(catalog: &Catalog, input: &JobItemInput) -> Result<BodyRe
             max_tokens: Some(spec.max_tokens),
             temperature: Some(spec.temperature),
             model_preference: ModelPreference::Fast,
+            catalog: None,
         },
     )
 }

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod body;
 pub mod cache_key;
+pub mod continuation;
 mod chars;
 pub mod contract;
 mod error;

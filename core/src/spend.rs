@@ -72,6 +72,7 @@ mod tests {
             max_tokens: Some(500),
             temperature: None,
             model_preference: ModelPreference::Auto,
+            catalog: None,
         };
         let report = body_report_for(&catalog, "sonnet", &input).unwrap();
         let spec = catalog.get("sonnet").unwrap();

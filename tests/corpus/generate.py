@@ -549,6 +549,63 @@ BODY_CASES = {
 }
 
 
+for _name in ["current-global", "current-us", "current-eu", "current-jp", "spec"]:
+    _short = _name.replace("-", "_")
+    BODY_CASES[f"preset_{_short}_auto"] = {"message": "こんにちは", "catalog": _name, "system": "s"}
+    BODY_CASES[f"preset_{_short}_quality"] = {"message": "hi", "catalog": _name, "modelPreference": "quality", "system": "s"}
+BODY_CASES["preset_current_us_history_ends_user"] = {
+    "message": "続きは？", "catalog": "current-us", "modelPreference": "quality",
+    "history": [turn("assistant", "a0")] + alternating(4), "system": "s"}
+BODY_CASES["preset_unknown"] = {"message": "hi", "catalog": "current-mars", "system": "s"}
+
+
+# --------------------------------------------------------------------------
+# Continuing a cut stream
+# --------------------------------------------------------------------------
+
+def _body(*turns):
+    return {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 4096, "temperature": 0.3,
+            "system": "s", "messages": list(turns)}
+
+
+_Q = turn("user", "おすすめは？")
+CONTINUATION_CASES = {}
+for _prefill in (True, False):
+    _p = "prefill" if _prefill else "no_prefill"
+    CONTINUATION_CASES.update({
+        f"{_p}_nothing_sent": {"body": _body(_Q), "sent": "", "prefill": _prefill},
+        f"{_p}_only_whitespace_sent": {"body": _body(_Q), "sent": " \n\u3000", "prefill": _prefill},
+        f"{_p}_japanese": {"body": _body(_Q), "sent": "おすすめは『ワンピース』（尾田", "prefill": _prefill},
+        f"{_p}_trailing_space_trimmed": {"body": _body(_Q), "sent": "You may enjoy ", "prefill": _prefill},
+        f"{_p}_trailing_ideographic_space": {"body": _body(_Q), "sent": "はい。\u3000", "prefill": _prefill},
+        f"{_p}_unit_separator_kept": {"body": _body(_Q), "sent": "x\x1f", "prefill": _prefill},
+        f"{_p}_with_history": {"body": _body(turn("user", "a"), turn("assistant", "b"), turn("user", "c")),
+                                "sent": "Frieren by", "prefill": _prefill},
+    })
+
+_SENT = "you may enjoy One Piece by "
+SEAM_CASES = {
+    "two_words_repeated": {"sent": _SENT, "continuation": "Piece by Oda and", "complete": False},
+    "nothing_repeated": {"sent": _SENT, "continuation": "Oda and", "complete": False},
+    "held_back_space_repeated": {"sent": _SENT, "continuation": " Oda", "complete": False},
+    "two_letters_are_a_coincidence": {"sent": "a bo", "continuation": "ok", "complete": False},
+    "three_letters_count": {"sent": "a boo", "continuation": "book", "complete": False},
+    "japanese_repeat": {"sent": "おすすめは『ワンピース", "continuation": "ワンピース』と", "complete": False},
+    "japanese_no_repeat": {"sent": "おすすめは『ワンピース", "continuation": "』と『鬼滅", "complete": False},
+    "prefix_of_a_repeat_waits": {"sent": _SENT, "continuation": "Pie", "complete": False},
+    "empty_waits": {"sent": _SENT, "continuation": "", "complete": False},
+    "prefix_of_a_repeat_complete": {"sent": _SENT, "continuation": "Pie", "complete": True},
+    "empty_complete": {"sent": _SENT, "continuation": "", "complete": True},
+    "nothing_sent": {"sent": "", "continuation": "abc", "complete": False},
+    "whole_text_repeated": {"sent": "One Piece", "continuation": "One Piece by Oda", "complete": False},
+    "longest_repeat_wins": {"sent": "la la la ", "continuation": "la la la la!", "complete": False},
+    "repeat_beyond_window_not_seen": {"sent": "x" + "y" * 200, "continuation": "x" + "y" * 200 + "z", "complete": False},
+    "repeat_at_window_edge": {"sent": "x" + "y" * 199, "continuation": "x" + "y" * 199 + "z", "complete": False},
+    "astral_characters": {"sent": "𠮷野家の😀", "continuation": "家の😀です", "complete": False},
+    "combining_marks": {"sent": "cafe\u0301 au", "continuation": "e\u0301 au lait", "complete": False},
+}
+
+
 # --------------------------------------------------------------------------
 # Request contract
 # --------------------------------------------------------------------------
@@ -815,6 +872,8 @@ def build():
     suites["screen"] = [vec(n, d, ref.screen(d)) for n, d in screen_cases().items()]
     suites["job"] = [vec(n, d, ref.validate_job(d)) for n, d in JOB_CASES.items()]
     suites["job_body"] = [vec(n, i, ref.job_body_report(i)) for n, i in JOB_BODY_CASES.items()]
+    suites["continuation"] = [vec(n, i, ref.continuation(i)) for n, i in CONTINUATION_CASES.items()]
+    suites["seam"] = [vec(n, i, ref.seam(i)) for n, i in SEAM_CASES.items()]
     for vectors in suites.values():
         for v in vectors:
             if v.get("by") != "spec":

@@ -131,6 +131,28 @@ CATALOG = {
 }
 AUTO_FAST_MAX_TOKENS = 200
 
+# Current Claude models on Bedrock (docs/models.md): base id, geographies
+# with an inference profile, max_tokens, temperature.
+CURRENT_MODELS = {
+    "sonnet": ("anthropic.claude-sonnet-4-6", ["global", "us", "eu", "jp"], 4096, 0.3),
+    "opus": ("anthropic.claude-opus-4-6-v1", ["global", "us", "eu", "jp", "apac"], 4096, 0.3),
+    "haiku": ("anthropic.claude-haiku-4-5-20251001-v1:0", ["global", "us", "eu"], 2048, 0.2),
+}
+PRESETS = ["spec", "current-global", "current-us", "current-eu", "current-jp"]
+
+
+def preset(name):
+    """A catalog preset; a model without a profile in the geography goes global."""
+    if name == "spec":
+        return CATALOG
+    if name not in PRESETS:
+        return None
+    geography = name.removeprefix("current-")
+    return {
+        key: {"id": f"{geography if geography in geos else 'global'}.{base}", "max_tokens": mt, "temperature": t}
+        for key, (base, geos, mt, t) in CURRENT_MODELS.items()
+    }
+
 
 def select_model(preference, message):
     if preference == "fast":
@@ -155,6 +177,11 @@ def build_messages(message, history):
 
 def body_report(inp):
     message = inp["message"]
+    catalog = CATALOG
+    if "catalog" in inp:
+        catalog = preset(inp["catalog"])
+        if catalog is None:
+            return error("invalid_catalog", f'no catalog preset "{inp["catalog"]}"; the presets are {", ".join(PRESETS)}')
     history = inp.get("history", [])
     for i, turn in enumerate(history):
         if turn["role"] not in ("user", "assistant"):
@@ -163,7 +190,7 @@ def body_report(inp):
                 f'history turn {i} has role "{turn["role"]}"; expected "user" or "assistant"',
             )
     key = select_model(inp.get("modelPreference", "auto"), message)
-    spec = CATALOG[key]
+    spec = catalog[key]
     max_tokens = inp.get("maxTokens", spec["max_tokens"])
     temperature = inp.get("temperature", spec["temperature"])
     if max_tokens == 0:
@@ -178,6 +205,43 @@ def body_report(inp):
         "messages": build_messages(message, history),
     }
     return {"model": {"key": key, "id": spec["id"]}, "body": body, **cache_key(body)}
+
+
+# Continuing a cut stream
+CONTINUE_PROMPT = (
+    "Your previous reply was cut off in transit. Continue it "
+    "from exactly where it stopped, in the same language and style: do not repeat any of it, "
+    "do not add a preamble, and do not mention the interruption."
+)
+MAX_SEAM_CHARS = 200
+MIN_SEAM_CHARS = 3
+# Unicode White_Space (what Rust's trim_end removes; str.isspace adds U+001C-U+001F).
+WHITE_SPACE = set(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+                            0x2028, 0x2029, 0x202F, 0x205F, 0x3000]))
+
+
+def continuation(inp):
+    body, sent = inp["body"], inp["sent"]
+    so_far = sent.rstrip("".join(WHITE_SPACE))
+    out = {**body, "messages": list(body["messages"])}
+    if so_far:
+        out["messages"].append({"role": "assistant", "content": so_far})
+        if not inp["prefill"]:
+            out["messages"].append({"role": "user", "content": CONTINUE_PROMPT})
+    return {"body": out}
+
+
+def seam(inp):
+    sent, cont, complete = inp["sent"], inp["continuation"], inp["complete"]
+    for n in range(min(len(sent), MAX_SEAM_CHARS), 0, -1):
+        suffix = sent[-n:]
+        if n < MIN_SEAM_CHARS and not all(c in WHITE_SPACE for c in suffix):
+            continue
+        if cont.startswith(suffix):
+            return {"repeat": suffix, "rest": cont[len(suffix):]}
+        if not complete and suffix.startswith(cont):
+            return {"wait": True}
+    return {"repeat": "", "rest": cont}
 
 
 # SPEC 2

@@ -49,6 +49,8 @@ const suites = {
   screen: (v) => guarded(() => m.screen(v.rawInput)),
   job: (v) => m.validateJob(v.input),
   job_body: (v) => guarded(() => m.jobBody(v.input)),
+  continuation: (v) => guarded(() => m.continuationBody(v.input)),
+  seam: (v) => guarded(() => m.seam(v.input)),
 };
 
 for (const [suite, answer] of Object.entries(suites)) {

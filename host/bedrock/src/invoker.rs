@@ -8,10 +8,11 @@ use std::time::Duration;
 use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_bedrockruntime::primitives::Blob;
-use aws_sdk_bedrockruntime::types::ResponseStream;
+use aws_sdk_bedrockruntime::types::{CountTokensInput, InvokeModelTokensRequest, ResponseStream};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-use mangaassist_core::body::{ClaudeBody, Turn};
+use mangaassist_core::body::ClaudeBody;
+use mangaassist_core::continuation::{SeamFilter, continuation_body};
 use mangaassist_core::models::ModelSpec;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -342,7 +343,7 @@ impl Invoker {
         let result = self
             .run(candidates, budget, |index, candidate, bounds| {
                 let so_far = lock(&sink).0.clone();
-                let body = continued(candidate.body, &so_far);
+                let body = continuation_body(candidate.body, &so_far, candidate.model.prefill);
                 let sink = &sink;
                 async move {
                     let candidate = Candidate {
@@ -366,6 +367,74 @@ impl Invoker {
             reply.text = text;
             reply
         })
+    }
+
+    /// The exact input tokens of `body` for `model`, from Bedrock's
+    /// CountTokens (asked with the base model id, which it requires), in
+    /// the first region in health order that answers within `limit`
+    /// each. Region health is left alone: counting is advisory, and its
+    /// failures say little about invoking. A model the catalog does not
+    /// mark `countTokens` is refused without a call.
+    pub async fn count_tokens(
+        &self,
+        model: &ModelSpec,
+        body: &ClaudeBody,
+        limit: Duration,
+    ) -> Result<u64, RegionFailure> {
+        let id = model.count_tokens_model_id();
+        if !model.count_tokens {
+            return Err(local(
+                "-",
+                id,
+                "count_tokens_unsupported",
+                "the catalog does not mark this model countTokens".into(),
+            ));
+        }
+        let mut last = local("-", id, "no_client", "no region to ask".into());
+        for index in self.health.order() {
+            let candidate = Candidate { model, body };
+            let (region, client, payload) = match self.prepare(index, candidate) {
+                Ok(prepared) => prepared,
+                Err((failure, _)) => return Err(failure),
+            };
+            let request = InvokeModelTokensRequest::builder()
+                .body(Blob::new(payload))
+                .build()
+                .map_err(|e| local(region, id, "body_encoding", e.to_string()))?;
+            let call = client
+                .count_tokens()
+                .model_id(id)
+                .input(CountTokensInput::InvokeModel(request))
+                .send();
+            match tokio::time::timeout(limit, call).await {
+                Ok(Ok(output)) => {
+                    return u64::try_from(output.input_tokens()).map_err(|_| {
+                        local(
+                            region,
+                            id,
+                            "malformed_reply",
+                            format!("negative token count {}", output.input_tokens()),
+                        )
+                    });
+                }
+                Ok(Err(e)) => {
+                    let failure = classify(region, id, &e);
+                    if !failure.fail_over {
+                        return Err(failure);
+                    }
+                    last = failure;
+                }
+                Err(_) => {
+                    last = local(
+                        region,
+                        id,
+                        "timeout",
+                        format!("no count within {} ms", limit.as_millis()),
+                    );
+                }
+            }
+        }
+        Err(last)
     }
 
     /// The failover loop shared by both operations.
@@ -542,10 +611,10 @@ impl Invoker {
             Ok(Err(e)) => return Err(none(classify(region, &model.model_id, &e))),
             Ok(Ok(output)) => output,
         };
-        // Whitespace held back from the prefill (Claude refuses a prefill
-        // ending in whitespace); the continuation may repeat it.
-        let trimmed = so_far.trim_end().len();
-        let mut held_back = so_far.get(trimmed..).unwrap_or("").to_string();
+        // A continuation may repeat the end of what was sent (whitespace
+        // held back from a prefill, or words a model asked to continue
+        // repeats): the core's seam rule drops it.
+        let mut seam = SeamFilter::new(&so_far);
         let mut usage = Usage::default();
         let mut pieces = 0u64;
         let mut started = false;
@@ -603,15 +672,13 @@ impl Invoker {
                         .unwrap_or(0);
                 }
                 Some("content_block_delta") => {
-                    if let Some(mut text) = event.pointer("/delta/text").and_then(Value::as_str) {
-                        if !held_back.is_empty() {
-                            let common = common_prefix(&held_back, text);
-                            text = &text[common..];
-                            held_back.clear();
-                        }
+                    if let Some(text) = event.pointer("/delta/text").and_then(Value::as_str) {
                         if !text.is_empty() {
                             pieces += 1;
-                            emit(text);
+                        }
+                        let text = seam.push(text);
+                        if !text.is_empty() {
+                            emit(&text);
                         }
                     }
                 }
@@ -621,7 +688,13 @@ impl Invoker {
                         .and_then(Value::as_u64)
                         .unwrap_or(pieces);
                 }
-                Some("message_stop") => return Ok((String::new(), usage)),
+                Some("message_stop") => {
+                    let rest = seam.finish();
+                    if !rest.is_empty() {
+                        emit(&rest);
+                    }
+                    return Ok((String::new(), usage));
+                }
                 _ => {}
             }
         }
@@ -631,27 +704,6 @@ impl Invoker {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Only appends happen under it: a poisoned value is still whole.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Bytes at the start of `b` that repeat `a`'s start, at a char boundary.
-fn common_prefix(a: &str, b: &str) -> usize {
-    a.char_indices()
-        .zip(b.chars())
-        .take_while(|((_, x), y)| x == y)
-        .map(|((i, x), _)| i + x.len_utf8())
-        .last()
-        .unwrap_or(0)
-}
-
-/// `body` continued after `so_far`: the text becomes an assistant prefill.
-fn continued(body: &ClaudeBody, so_far: &str) -> ClaudeBody {
-    let prefill = so_far.trim_end();
-    if prefill.is_empty() {
-        return body.clone();
-    }
-    let mut body = body.clone();
-    body.messages.push(Turn::new("assistant", prefill));
-    body
 }
 
 fn timed_out(region: &str, model: &ModelSpec, limit: Duration) -> RegionFailure {

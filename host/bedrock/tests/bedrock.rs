@@ -38,6 +38,18 @@ fn sonnet() -> ModelSpec {
     Catalog::spec_default().get("sonnet").unwrap().clone()
 }
 
+/// A current model that refuses an assistant prefill (Sonnet 4.6 through
+/// its US inference profile).
+fn no_prefill() -> ModelSpec {
+    let model = Catalog::preset("current-us")
+        .unwrap()
+        .get("sonnet")
+        .unwrap()
+        .clone();
+    assert!(!model.prefill);
+    model
+}
+
 /// haiku alone, asked `message` within the test budget.
 async fn ask(invoker: &Invoker, message: &str) -> Result<Reply, InvokeError> {
     let candidates = [Candidate {
@@ -216,8 +228,18 @@ async fn the_fallback_model_answers_after_every_region_fails_the_first() {
 
 #[tokio::test]
 async fn a_stream_cut_mid_answer_continues_seamlessly_in_the_next_region() {
+    for (model, message) in [
+        (haiku(), "『葬送のフリーレン』みたいな漫画はありますか？"),
+        (no_prefill(), "『葬送のフリーレン』みたいな漫画はありますか？"),
+        (no_prefill(), "Any manga like Frieren, please?"),
+    ] {
+        cut_stream_continues(&model, message).await;
+    }
+}
+
+async fn cut_stream_continues(model: &ModelSpec, message: &str) {
     let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
-    let message = "『葬送のフリーレン』みたいな漫画はありますか？";
+    let context = format!("{} / {message}", model.model_id);
     emulator.set_fault("us-east-1", FaultPlan::always(Fault::Cut(5)));
     emulator.set_latency(Latency {
         ttft_ms: 0,
@@ -227,23 +249,23 @@ async fn a_stream_cut_mid_answer_continues_seamlessly_in_the_next_region() {
     let reply = invoker
         .invoke_stream(
             &[Candidate {
-                model: &haiku(),
+                model,
                 body: &body(message),
             }],
             BUDGET,
             |p| pieces.push(p.to_string()),
         )
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{context}: {e}"));
     let full = reply::full_reply(message);
     assert_eq!(
         pieces.concat(),
         full,
-        "one seamless stream, nothing repeated"
+        "{context}: one seamless stream, nothing repeated"
     );
     assert_eq!(reply.text, full);
     assert_eq!(reply.region, "us-west-2");
-    assert_eq!(reply.failures.len(), 1);
+    assert_eq!(reply.failures.len(), 1, "{context}: {:?}", reply.failures);
     assert!(
         reply.failures[0]
             .message
@@ -254,6 +276,81 @@ async fn a_stream_cut_mid_answer_continues_seamlessly_in_the_next_region() {
     // The first region's five pieces were kept; the second sent the rest.
     let first_five: String = reply::tokens(&full)[..5].concat();
     assert_eq!(pieces[..5].concat(), first_five);
+    assert_eq!(emulator.requests("us-west-2"), 1);
+    if !model.prefill {
+        // The continuation did repeat the seam: what the invoker dropped.
+        let repeat = reply::seam_repeat(first_five.trim_end());
+        assert!(!repeat.is_empty(), "{context}: the emulator repeats nothing");
+    }
+}
+
+/// The old way, a prefill, is what a model refusing it answers 400 to:
+/// returned at once, since no region can fix it.
+#[tokio::test]
+async fn a_prefill_sent_to_a_model_refusing_it_is_refused_everywhere() {
+    let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
+    let mut prefilled = body("おすすめは？");
+    let start: String = reply::full_reply("おすすめは？").chars().take(10).collect();
+    prefilled
+        .messages
+        .push(mangaassist_core::body::Turn::new("assistant", &start));
+    let e = invoker
+        .invoke(
+            &[Candidate {
+                model: &no_prefill(),
+                body: &prefilled,
+            }],
+            BUDGET,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "bedrock_rejected");
+    assert!(e.to_string().contains(emulator::PREFILL_REFUSED), "{e}");
+    assert_eq!(emulator.requests("us-west-2"), 0);
+    // The same body to a model that accepts prefill is answered.
+    let candidates = [Candidate {
+        model: &haiku(),
+        body: &prefilled,
+    }];
+    let reply = invoker.invoke(&candidates, BUDGET).await.unwrap();
+    assert_eq!(
+        format!("{start}{}", reply.text),
+        reply::full_reply("おすすめは？")
+    );
+}
+
+/// CountTokens through the real SDK: the base model id of a profile, the
+/// same count the invoke reports, refusals for models it cannot count.
+#[tokio::test]
+async fn count_tokens_gives_the_input_an_invoke_reports() {
+    let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
+    let model = no_prefill();
+    let asked = body("『ワンピース』の最新刊はいつ出ますか？");
+    let limit = Duration::from_secs(5);
+    let counted = invoker.count_tokens(&model, &asked, limit).await.unwrap();
+    let candidates = [Candidate {
+        model: &model,
+        body: &asked,
+    }];
+    let reply = invoker.invoke(&candidates, BUDGET).await.unwrap();
+    assert_eq!(counted, reply.usage.input_tokens);
+    assert!(counted > 10);
+    // A model the catalog does not mark: no call at all.
+    let before = emulator.requests("us-east-1");
+    let e = invoker.count_tokens(&haiku(), &asked, limit).await.unwrap_err();
+    assert_eq!(e.code, "count_tokens_unsupported");
+    assert_eq!(emulator.requests("us-east-1"), before);
+    // A model marked but not countable (a profile id given as the base id):
+    // Bedrock's own refusal, not retried elsewhere.
+    let mut wrong = model.clone();
+    wrong.model_id = "us.us.anthropic.claude-sonnet-4-6".into();
+    let e = invoker.count_tokens(&wrong, &asked, limit).await.unwrap_err();
+    assert!(e.message.contains(emulator::COUNT_TOKENS_REFUSED), "{e}");
+    assert!(!e.fail_over);
+    // A throttled region: the next one counts.
+    emulator.set_fault("us-east-1", FaultPlan::always(Fault::Throttle));
+    let again = invoker.count_tokens(&model, &asked, limit).await.unwrap();
+    assert_eq!(again, counted);
     assert_eq!(emulator.requests("us-west-2"), 1);
 }
 
@@ -458,6 +555,17 @@ async fn a_stalled_region_is_abandoned_at_the_model_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_requests_through_a_flapping_region_lose_none() {
+    flapping(haiku()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_requests_through_a_flapping_region_lose_none_without_prefill() {
+    flapping(no_prefill()).await;
+}
+
+/// 200 concurrent requests, half streamed, through a primary failing every
+/// other request and a secondary cutting every third stream.
+async fn flapping(model: ModelSpec) {
     let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
     // Every other request to the primary fails; streams are cut too.
     emulator.set_fault(
@@ -480,9 +588,13 @@ async fn two_hundred_concurrent_requests_through_a_flapping_region_lose_none() {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let invoker = Arc::clone(&invoker);
+            let model = model.clone();
             tokio::spawn(async move {
-                let message = format!("request {i}: おすすめは？");
-                let model = haiku();
+                let message = if i % 4 < 2 {
+                    format!("request {i}: おすすめは？")
+                } else {
+                    format!("request {i}: any recommendations?")
+                };
                 if i % 2 == 0 {
                     let r = invoker
                         .invoke(

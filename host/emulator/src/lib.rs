@@ -196,6 +196,7 @@ pub async fn start(listen: SocketAddr, config: EmulatorConfig) -> std::io::Resul
             "/model/{model_id}/invoke-with-response-stream",
             post(invoke_stream),
         )
+        .route("/model/{model_id}/count-tokens", post(count_tokens))
         .with_state(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -263,7 +264,35 @@ enum Plan {
     Refuse(Response),
 }
 
-fn plan(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Plan {
+/// Bedrock's words when a model that refuses prefill gets one.
+pub const PREFILL_REFUSED: &str = "This model does not support assistant message prefill. \
+The conversation must end with a user message.";
+
+/// Bedrock's words when CountTokens is asked for a model it cannot count.
+pub const COUNT_TOKENS_REFUSED: &str = "The provided model doesn't support counting tokens.";
+
+/// The catalog entry of a current model, by model or profile id.
+fn current_model(model_id: &str) -> Option<mangaassist_core::models::CurrentModel> {
+    let base = mangaassist_core::models::base_model_id(model_id);
+    mangaassist_core::models::current_models()
+        .into_iter()
+        .find(|m| m.base_id == base)
+}
+
+/// Whether the emulated `model_id` refuses an assistant prefill, as the
+/// current models that refuse one do (by their ids in the core's catalog).
+pub fn refuses_prefill(model_id: &str) -> bool {
+    current_model(model_id).is_some_and(|m| !m.prefill)
+}
+
+/// Whether CountTokens counts for `model_id`: a base id (never a profile
+/// id) of a current model that supports it.
+pub fn counts_tokens(model_id: &str) -> bool {
+    mangaassist_core::models::base_model_id(model_id) == model_id
+        && current_model(model_id).is_some_and(|m| m.count_tokens)
+}
+
+fn plan(state: &AppState, model_id: &str, headers: &HeaderMap, body: &Bytes) -> Plan {
     let region = match sigv4::signed_region(headers) {
         Ok(region) => region,
         Err(why) => {
@@ -277,7 +306,14 @@ fn plan(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Plan {
     // Parsed before the lock; a fault applies whether or not it is valid.
     let parsed = serde_json::from_slice::<Value>(body)
         .map_err(|e| format!("body is not JSON: {e}"))
-        .and_then(|v| reply::conversation(&v));
+        .and_then(|v| reply::conversation(&v))
+        .and_then(|c| {
+            if c.ends_with_assistant && refuses_prefill(model_id) {
+                Err(PREFILL_REFUSED.to_string())
+            } else {
+                Ok(c)
+            }
+        });
     let mut shared = lock(state);
     let latency = shared.latency;
     let counters = shared.counters.entry(region.clone()).or_default();
@@ -377,7 +413,7 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (c, latency) = match plan(&state, &headers, &body) {
+    let (c, latency) = match plan(&state, &model_id, &headers, &body) {
         Plan::Answer(c, latency) => (c, latency),
         Plan::Fail(fault, ..) => return fault_response(fault).await,
         Plan::Refuse(response) => return response,
@@ -411,6 +447,36 @@ async fn invoke(
             .insert(name, HeaderValue::from(value));
     }
     response
+}
+
+/// CountTokens: `{"input":{"invokeModel":{"body":"<base64>"}}}` answered
+/// `{"inputTokens":N}`, the same count an invoke of that body reports.
+async fn count_tokens(
+    State(state): State<AppState>,
+    Path(model_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let refuse = |why: &str| aws_error(StatusCode::BAD_REQUEST, "ValidationException", why);
+    if !counts_tokens(&model_id) {
+        return refuse(COUNT_TOKENS_REFUSED);
+    }
+    let inner = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/input/invokeModel/body")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok());
+    let Some(inner) = inner else {
+        return refuse("input.invokeModel.body must be a base64 Claude Messages body");
+    };
+    match plan(&state, &model_id, &headers, &Bytes::from(inner)) {
+        Plan::Answer(c, _) => axum::Json(json!({ "inputTokens": c.input_tokens })).into_response(),
+        Plan::Fail(fault, ..) => fault_response(fault).await,
+        Plan::Refuse(response) => response,
+    }
 }
 
 /// One event-stream frame: a `chunk` event carrying `event` as base64 bytes.
@@ -469,7 +535,7 @@ async fn invoke_stream(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (c, latency, cut) = match plan(&state, &headers, &body) {
+    let (c, latency, cut) = match plan(&state, &model_id, &headers, &body) {
         Plan::Answer(c, latency) => (c, latency, None),
         Plan::Fail(Fault::Cut(n), latency, Some(c)) => (c, latency, Some((n as usize, false))),
         Plan::Fail(Fault::Pause(n), latency, Some(c)) => (c, latency, Some((n as usize, true))),

@@ -5,6 +5,7 @@
 //! conversation ending in an assistant turn is a prefill: like Claude, the
 //! emulator answers with the continuation only.
 
+use mangaassist_core::continuation::{CONTINUE_PROMPT, MIN_SEAM_CHARS};
 use mangaassist_core::tokens::estimate_tokens_reference;
 use serde_json::Value;
 use sha2::Digest;
@@ -26,8 +27,15 @@ const CATALOG: [(&str, &str, &str); 8] = [
 pub struct Conversation {
     /// Text of the last user turn.
     pub user: String,
-    /// Text of a trailing assistant turn (prefill), else empty.
+    /// Text of a trailing assistant turn (prefill), else empty; for a
+    /// continuation request, the assistant turn before the request.
     pub prefill: String,
+    /// Whether the body ends with an assistant turn (a real prefill).
+    pub ends_with_assistant: bool,
+    /// Whether the last user turn asks to continue a cut answer
+    /// ([`CONTINUE_PROMPT`]): the answer then repeats a few words first,
+    /// as a model asked to continue often does.
+    pub continued: bool,
     /// Estimated input tokens (system + every turn).
     pub input_tokens: u64,
 }
@@ -66,11 +74,21 @@ pub fn conversation(body: &Value) -> Result<Conversation, String> {
     if texts.first().is_some_and(|(user, _)| !user) {
         return Err("the first message must use the user role".into());
     }
-    let prefill = match texts.last() {
+    let ends_with_assistant = texts.last().is_some_and(|(user, _)| !user);
+    // A continuation request: [..., user, assistant, user CONTINUE_PROMPT].
+    let continued = texts.len() >= 3
+        && texts.last().is_some_and(|(user, t)| *user && t == CONTINUE_PROMPT)
+        && texts.get(texts.len() - 2).is_some_and(|(user, _)| !user);
+    let asked = if continued {
+        &texts[..texts.len() - 1]
+    } else {
+        &texts[..]
+    };
+    let prefill = match asked.last() {
         Some((false, text)) => text.clone(),
         _ => String::new(),
     };
-    let user = texts
+    let user = asked
         .iter()
         .rev()
         .find(|(user, _)| *user)
@@ -85,6 +103,8 @@ pub fn conversation(body: &Value) -> Result<Conversation, String> {
     Ok(Conversation {
         user,
         prefill,
+        ends_with_assistant,
+        continued,
         input_tokens,
     })
 }
@@ -128,12 +148,47 @@ pub fn full_reply(user: &str) -> String {
     }
 }
 
-/// The answer to `conversation`: the reply, minus a matching prefill.
+/// The answer to `conversation`: the reply, minus a matching prefill; a
+/// continuation request's answer first repeats the end of the text it
+/// continues ([`seam_repeat`]).
 pub fn answer(conversation: &Conversation) -> String {
     let full = full_reply(&conversation.user);
-    match full.strip_prefix(conversation.prefill.as_str()) {
-        Some(rest) if !conversation.prefill.is_empty() => rest.to_string(),
+    let prefill = conversation.prefill.as_str();
+    match full.strip_prefix(prefill) {
+        Some(rest) if !prefill.is_empty() && conversation.continued => {
+            format!("{}{rest}", seam_repeat(prefill))
+        }
+        Some(rest) if !prefill.is_empty() => rest.to_string(),
         _ => full,
+    }
+}
+
+/// What a continuation repeats of the text before it: its last two words
+/// (from the start of the second-to-last one), or its last five characters
+/// in text without spaces (Japanese); never shorter than the seam's
+/// minimum, so the repeat is one the invoker recognises.
+pub fn seam_repeat(text: &str) -> &str {
+    let tail_start = text
+        .char_indices()
+        .rev()
+        .nth(39)
+        .map_or(0, |(i, _)| i);
+    let tail = &text[tail_start..];
+    let spaces: Vec<usize> = tail
+        .char_indices()
+        .filter(|(_, c)| *c == ' ')
+        .map(|(i, _)| i)
+        .collect();
+    let start = if spaces.len() >= 2 {
+        tail_start + spaces[spaces.len() - 2] + 1
+    } else {
+        text.char_indices().rev().nth(4).map_or(0, |(i, _)| i)
+    };
+    let repeat = &text[start..];
+    if repeat.chars().count() >= MIN_SEAM_CHARS {
+        repeat
+    } else {
+        ""
     }
 }
 
@@ -165,6 +220,27 @@ mod tests {
         .unwrap();
         assert_eq!(format!("{cut}{}", answer(&c)), full);
         assert!(full.contains("エミュレーター"));
+    }
+
+    #[test]
+    fn a_continuation_repeats_a_few_words_first() {
+        let user = "Any fantasy manga?";
+        let full = full_reply(user);
+        let cut: String = full.chars().take(50).collect();
+        let c = conversation(&body(json!([
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": cut.clone()},
+            {"role": "user", "content": CONTINUE_PROMPT}
+        ])))
+        .unwrap();
+        assert!(c.continued && !c.ends_with_assistant);
+        assert_eq!(c.user, user);
+        let answer = answer(&c);
+        let repeat = seam_repeat(&cut);
+        assert!(!repeat.is_empty() && repeat.contains(' '), "{repeat:?}");
+        assert_eq!(format!("{cut}{}", &answer[repeat.len()..]), full);
+        assert_eq!(seam_repeat("おすすめは『ワンピース"), "ワンピース");
+        assert_eq!(seam_repeat("ab"), "");
     }
 
     #[test]

@@ -307,6 +307,7 @@ async fn send_message(
         max_tokens: None,
         temperature: None,
         model_preference,
+        catalog: None,
     };
     let internal = |e: mangaassist_core::Error| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.code(), e.message())

@@ -43,11 +43,15 @@ pub enum Suite {
     Job,
     /// `{"task","language"?,"item"}` → the item's `{"model","body","cacheKey"}`.
     JobBody,
+    /// `{"body","sent","prefill"}` → `{"body"}` asking for the rest of a cut answer.
+    Continuation,
+    /// `{"sent","continuation","complete"}` → `{"wait":true}` or `{"repeat","rest"}`.
+    Seam,
 }
 
 impl Suite {
     /// Every suite, in corpus order.
-    pub const ALL: [Suite; 11] = [
+    pub const ALL: [Suite; 13] = [
         Suite::Check,
         Suite::Policy,
         Suite::Sanitize,
@@ -59,6 +63,8 @@ impl Suite {
         Suite::Screen,
         Suite::Job,
         Suite::JobBody,
+        Suite::Continuation,
+        Suite::Seam,
     ];
 
     /// Base name of the suite's corpus file.
@@ -75,6 +81,8 @@ impl Suite {
             Suite::Screen => "screen",
             Suite::Job => "job",
             Suite::JobBody => "job_body",
+            Suite::Continuation => "continuation",
+            Suite::Seam => "seam",
         }
     }
 }
@@ -138,6 +146,8 @@ pub fn embedded(suite: Suite) -> &'static str {
         Suite::Screen => include_str!("../../corpus/screen.jsonl"),
         Suite::Job => include_str!("../../corpus/job.jsonl"),
         Suite::JobBody => include_str!("../../corpus/job_body.jsonl"),
+        Suite::Continuation => include_str!("../../corpus/continuation.jsonl"),
+        Suite::Seam => include_str!("../../corpus/seam.jsonl"),
     }
 }
 

@@ -90,6 +90,8 @@ export interface BodyInput {
   /** 0 to 1; the chosen model's when absent. */
   temperature?: number;
   modelPreference?: ModelPreference;
+  /** A catalog preset to select from instead of the SPEC 8 catalog. */
+  catalog?: "spec" | "current-global" | "current-us" | "current-eu" | "current-jp";
 }
 
 /** A Claude Messages body, in Bedrock's own field names. */
@@ -225,6 +227,24 @@ export interface JobItemInput {
 export function validateJob(job: unknown): Violation[];
 /** Model, Claude body and cache key of one item of a batch job. */
 export function jobBody(input: JobItemInput): BodyReport;
+/** Input of {@link continuationBody}: a body whose streamed answer was cut after `sent`. */
+export interface ContinuationInput {
+  body: ClaudeBody;
+  sent: string;
+  /** Whether the model accepts an assistant prefill. */
+  prefill: boolean;
+}
+/** The body asking for the rest of a cut answer: an assistant prefill, or a final user turn for models refusing prefill. */
+export function continuationBody(input: ContinuationInput): { body: ClaudeBody };
+/** Input of {@link seam}: the start of a continuation after the text already sent. */
+export interface SeamInput {
+  sent: string;
+  continuation: string;
+  /** Whether the continuation has ended. */
+  complete: boolean;
+}
+/** Wait for more text, or the repeated start of a continuation and the rest to pass on. */
+export function seam(input: SeamInput): { wait: true } | { repeat: string; rest: string };
 /** The cache key of a body, given as an object or as JSON text. Throws {@link MangaAssistError}. */
 export function cacheKey(body: { [key: string]: Json } | string): string;
 /** The model chosen for a preference and message. */

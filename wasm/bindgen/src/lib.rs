@@ -131,6 +131,23 @@ pub fn job_body(input: JsValue) -> Result<JsValue, JsValue> {
     }
 }
 
+/// The body that asks for the rest of a streamed answer cut after `sent`:
+/// `{body, sent, prefill}` → `{body}` (an assistant prefill, or for a model
+/// refusing prefill a final user turn asking it to continue).
+#[wasm_bindgen(js_name = continuationBody)]
+pub fn continuation_body(input: JsValue) -> Result<JsValue, JsValue> {
+    let input: mangaassist_core::api::ContinuationInput = from_js(input)?;
+    to_js(&mangaassist_core::api::continuation_report(&input))
+}
+
+/// How much of a continuation's start repeats the text already sent:
+/// `{sent, continuation, complete}` → `{wait: true}` or `{repeat, rest}`.
+#[wasm_bindgen(js_name = seam)]
+pub fn seam(input: JsValue) -> Result<JsValue, JsValue> {
+    let input: mangaassist_core::api::SeamInput = from_js(input)?;
+    to_js(&mangaassist_core::api::seam_report(&input))
+}
+
 /// The cache key of a Claude body (SPEC 7), given as an object or as JSON
 /// text. Text keeps what a JS number cannot: `4096.0` and `4096` hash apart,
 /// as in the Python service.

@@ -493,6 +493,7 @@ fn a_fallback_answer_is_labelled_and_cached_as_the_fallback_model() {
         max_tokens: None,
         temperature: None,
         model_preference: mangaassist_core::models::ModelPreference::Quality,
+        catalog: None,
     };
     let sonnet = mangaassist_core::api::body_report_for(&svc.catalog, "sonnet", &input).unwrap();
     assert_ne!(sonnet.cache_key, first["cacheKey"], "each model's own body");

@@ -15,6 +15,8 @@ export const {
   buildBody,
   validateJob,
   jobBody,
+  continuationBody,
+  seam,
   cacheKey,
   selectModel,
   estimateCost,
