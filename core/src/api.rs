@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::body::{BodySettings, ClaudeBody, DEFAULT_SYSTEM_PROMPT, Turn, build_body};
 use crate::cache_key::cache_key;
+use crate::calibration::{Calibration, ScriptCounts};
 use crate::continuation::{Seam, continuation_body, seam};
 use crate::contract::validate_request;
 use crate::error::Error;
@@ -195,6 +196,40 @@ pub fn seam_report(input: &SeamInput) -> SeamReport {
             }
         }
     }
+}
+
+/// Input of `calibrated`: a text and the weights to estimate it with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibratedInput {
+    /// The text (a message, as the widget shows its estimate).
+    pub text: String,
+    /// Fitted weights, as the service publishes them.
+    pub calibration: Calibration,
+}
+
+/// Answer of `calibrated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalibratedReport {
+    /// The calibrated estimate of the text.
+    pub estimated_tokens: u64,
+    /// The script the text mostly is, as errors are reported by.
+    pub script: &'static str,
+    /// The counts the estimate weighs.
+    pub counts: ScriptCounts,
+}
+
+/// The calibrated estimate of a text; `invalid_argument` for weights that
+/// are negative or not finite.
+pub fn calibrated_report(input: &CalibratedInput) -> Result<CalibratedReport, Error> {
+    input.calibration.validate()?;
+    let counts = ScriptCounts::of(&input.text);
+    Ok(CalibratedReport {
+        estimated_tokens: input.calibration.estimate_text(&input.text),
+        script: counts.dominant(),
+        counts,
+    })
 }
 
 /// Input of `precheck`: a message as a client is about to send it.

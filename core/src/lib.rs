@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod body;
+pub mod calibration;
 pub mod cache_key;
 pub mod continuation;
 mod chars;

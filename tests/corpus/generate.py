@@ -607,6 +607,35 @@ SEAM_CASES = {
 
 
 # --------------------------------------------------------------------------
+# The calibrated estimator
+# --------------------------------------------------------------------------
+
+_REF = {"kana": 1.5, "kanji": 1.5, "latinWord": 0.75, "other": 0.5, "perRequest": 0.0}
+_FIT = {"kana": 0.93, "kanji": 1.27, "latinWord": 1.21, "other": 0.61, "perRequest": 7.4}
+CALIBRATED_CASES = {}
+for _cname, _cal in [("reference_weights", _REF), ("fitted_weights", _FIT)]:
+    for _tname, _text in [
+        ("ja_greeting", "こんにちは！おすすめの漫画を教えてください。"),
+        ("ja_title", "『鬼滅の刃』の最新巻はいつ発売されますか？"),
+        ("en_question", "Any new isekai titles this week?"),
+        ("mixed", "ワンピースの新刊 One Piece 1巻!"),
+        ("halfwidth_katakana", "ﾜﾝﾋﾟｰｽ ｺﾐｯｸｽ"),
+        ("kanji_extensions", "㐀𠮷豈漫"),
+        ("digits_and_symbols", "1234 !?#$"),
+        ("empty", ""),
+        ("hangul_is_other", "만화 추천"),
+    ]:
+        CALIBRATED_CASES[f"{_cname}_{_tname}"] = {"text": _text, "calibration": _cal}
+CALIBRATED_CASES["rounds_half_up"] = {"text": "a", "calibration": {**_REF, "latinWord": 2.5}}
+CALIBRATED_CASES["rounds_below_half_down"] = {"text": "a", "calibration": {**_REF, "latinWord": 2.499}}
+CALIBRATED_CASES["zero_weights"] = {"text": "漫画 manga", "calibration": {k: 0.0 for k in _REF}}
+CALIBRATED_CASES["negative_weight_refused"] = {"text": "x", "calibration": {**_REF, "other": -1.0}}
+CALIBRATED_CASES["negative_per_request_refused"] = {"text": "x", "calibration": {**_REF, "perRequest": -0.5}}
+CALIBRATED_CASES["tie_goes_to_kana"] = {"text": "あ漫", "calibration": _REF}
+CALIBRATED_CASES["tie_latin_over_other"] = {"text": "ab !", "calibration": _REF}
+
+
+# --------------------------------------------------------------------------
 # Request contract
 # --------------------------------------------------------------------------
 
@@ -874,6 +903,7 @@ def build():
     suites["job_body"] = [vec(n, i, ref.job_body_report(i)) for n, i in JOB_BODY_CASES.items()]
     suites["continuation"] = [vec(n, i, ref.continuation(i)) for n, i in CONTINUATION_CASES.items()]
     suites["seam"] = [vec(n, i, ref.seam(i)) for n, i in SEAM_CASES.items()]
+    suites["calibrated"] = [vec(n, i, ref.calibrated(i)) for n, i in CALIBRATED_CASES.items()]
     for vectors in suites.values():
         for v in vectors:
             if v.get("by") != "spec":

@@ -10,6 +10,7 @@ cache-key text.
 
 import hashlib
 import json
+import math
 import re
 import unicodedata
 
@@ -242,6 +243,52 @@ def seam(inp):
         if not complete and suffix.startswith(cont):
             return {"wait": True}
     return {"repeat": "", "rest": cont}
+
+
+# The calibrated estimator
+def _is_kana(c):
+    o = ord(c)
+    return 0x3040 <= o <= 0x30FF or 0x31F0 <= o <= 0x31FF or 0xFF66 <= o <= 0xFF9F
+
+
+def _is_kanji(c):
+    o = ord(c)
+    return 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3134F
+
+
+def script_counts(text):
+    kana = kanji = words = other = 0
+    in_word = False
+    for c in text:
+        if c.isascii() and c.isalpha():
+            words += not in_word
+            in_word = True
+            continue
+        in_word = False
+        if _is_kana(c):
+            kana += 1
+        elif _is_kanji(c):
+            kanji += 1
+        else:
+            other += 1
+    return {"kana": kana, "kanji": kanji, "latinWords": words, "other": other}
+
+
+def calibrated(inp):
+    cal = inp["calibration"]
+    for name in ["kana", "kanji", "latinWord", "other", "perRequest"]:
+        w = float(cal[name])
+        if not math.isfinite(w) or w < 0:
+            return error("invalid_argument", f"calibration {name} must be a finite number of at least 0, got {w!r}")
+    counts = script_counts(inp["text"])
+    x = (0.0 + cal["kana"] * float(counts["kana"]) + cal["kanji"] * float(counts["kanji"])
+         + cal["latinWord"] * float(counts["latinWords"]) + cal["other"] * float(counts["other"]))
+    order = [("kana", counts["kana"]), ("kanji", counts["kanji"]), ("latin", counts["latinWords"]), ("other", counts["other"])]
+    best = order[0]
+    for entry in order[1:]:
+        if entry[1] > best[1]:
+            best = entry
+    return {"estimatedTokens": math.floor(x + 0.5) if x > 0 else 0, "script": best[0], "counts": counts}
 
 
 # SPEC 2

@@ -51,6 +51,7 @@ const suites = {
   job_body: (v) => guarded(() => m.jobBody(v.input)),
   continuation: (v) => guarded(() => m.continuationBody(v.input)),
   seam: (v) => guarded(() => m.seam(v.input)),
+  calibrated: (v) => guarded(() => m.estimateTokensCalibrated(v.input)),
 };
 
 for (const [suite, answer] of Object.entries(suites)) {

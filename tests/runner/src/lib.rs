@@ -47,11 +47,13 @@ pub enum Suite {
     Continuation,
     /// `{"sent","continuation","complete"}` → `{"wait":true}` or `{"repeat","rest"}`.
     Seam,
+    /// `{"text","calibration"}` → `{"estimatedTokens","script","counts"}` or error.
+    Calibrated,
 }
 
 impl Suite {
     /// Every suite, in corpus order.
-    pub const ALL: [Suite; 13] = [
+    pub const ALL: [Suite; 14] = [
         Suite::Check,
         Suite::Policy,
         Suite::Sanitize,
@@ -65,6 +67,7 @@ impl Suite {
         Suite::JobBody,
         Suite::Continuation,
         Suite::Seam,
+        Suite::Calibrated,
     ];
 
     /// Base name of the suite's corpus file.
@@ -83,6 +86,7 @@ impl Suite {
             Suite::JobBody => "job_body",
             Suite::Continuation => "continuation",
             Suite::Seam => "seam",
+            Suite::Calibrated => "calibrated",
         }
     }
 }
@@ -148,6 +152,7 @@ pub fn embedded(suite: Suite) -> &'static str {
         Suite::JobBody => include_str!("../../corpus/job_body.jsonl"),
         Suite::Continuation => include_str!("../../corpus/continuation.jsonl"),
         Suite::Seam => include_str!("../../corpus/seam.jsonl"),
+        Suite::Calibrated => include_str!("../../corpus/calibrated.jsonl"),
     }
 }
 

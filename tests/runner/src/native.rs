@@ -1,8 +1,8 @@
 //! The core called directly: the reference engine of the corpus.
 
 use mangaassist_core::api::{
-    BodyInput, CheckInput, ContinuationInput, ErrorReport, PrecheckInput, SeamInput, body_report,
-    cache_key_report, check_report, continuation_report, precheck_report, screen, seam_report,
+    BodyInput, CalibratedInput, CheckInput, ContinuationInput, ErrorReport, PrecheckInput, SeamInput, body_report,
+    cache_key_report, calibrated_report, check_report, continuation_report, precheck_report, screen, seam_report,
 };
 use mangaassist_core::contract::validate_request;
 use mangaassist_core::jobs::{JobItemInput, job_body_report, validate_job};
@@ -75,6 +75,9 @@ impl NativeEngine {
                 with_input(input, |i: ContinuationInput| Ok(continuation_report(&i)))
             }
             Suite::Seam => with_input(input, |i: SeamInput| Ok(seam_report(&i))),
+            Suite::Calibrated => with_input(input, |i: CalibratedInput| {
+                calibrated_report(&i).map_err(|e| ErrorReport::from(&e))
+            }),
         }
     }
 }

@@ -227,6 +227,27 @@ export interface JobItemInput {
 export function validateJob(job: unknown): Violation[];
 /** Model, Claude body and cache key of one item of a batch job. */
 export function jobBody(input: JobItemInput): BodyReport;
+/** Per-script weights of the calibrated estimator, as `GET /v1/estimator` publishes them. */
+export interface Calibration {
+  kana: number;
+  kanji: number;
+  latinWord: number;
+  other: number;
+  perRequest: number;
+}
+/** Code points of a text by script (Latin counted in words). */
+export interface ScriptCounts {
+  kana: number;
+  kanji: number;
+  latinWords: number;
+  other: number;
+}
+/** The calibrated estimate of a text. Throws {@link MangaAssistError} (`invalid_argument`) for negative or non-finite weights. */
+export function estimateTokensCalibrated(input: { text: string; calibration: Calibration }): {
+  estimatedTokens: number;
+  script: "kana" | "kanji" | "latin" | "other";
+  counts: ScriptCounts;
+};
 /** Input of {@link continuationBody}: a body whose streamed answer was cut after `sent`. */
 export interface ContinuationInput {
   body: ClaudeBody;

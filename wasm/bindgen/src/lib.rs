@@ -148,6 +148,17 @@ pub fn seam(input: JsValue) -> Result<JsValue, JsValue> {
     to_js(&mangaassist_core::api::seam_report(&input))
 }
 
+/// The calibrated token estimate of a text with the weights a service
+/// publishes: `{text, calibration}` → `{estimatedTokens, script, counts}`.
+#[wasm_bindgen(js_name = estimateTokensCalibrated)]
+pub fn estimate_tokens_calibrated(input: JsValue) -> Result<JsValue, JsValue> {
+    let input: mangaassist_core::api::CalibratedInput = from_js(input)?;
+    match mangaassist_core::api::calibrated_report(&input) {
+        Ok(r) => to_js(&r),
+        Err(e) => Err(js_error(&ErrorReport::from(&e))),
+    }
+}
+
 /// The cache key of a Claude body (SPEC 7), given as an object or as JSON
 /// text. Text keeps what a JS number cannot: `4096.0` and `4096` hash apart,
 /// as in the Python service.

@@ -12,6 +12,7 @@ export const {
   validateRequest,
   sanitize,
   estimateTokens,
+  estimateTokensCalibrated,
   buildBody,
   validateJob,
   jobBody,
