@@ -217,7 +217,10 @@ impl Fit {
     }
 
     /// Takes one sample: a body's counts and the input tokens reported for it.
-    #[allow(clippy::cast_precision_loss, reason = "token counts are far below 2^53")]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "token counts are far below 2^53"
+    )]
     pub fn add(&mut self, counts: ScriptCounts, input_tokens: u64) {
         let x = counts.features();
         let y = input_tokens as f64;
@@ -254,7 +257,7 @@ impl Fit {
             }
         }
         for _ in 0..=FEATURES {
-            let w = self.solve_with(&free, &fixed)?;
+            let w = self.solve_with(&free, &fixed, &reference)?;
             let negative = (0..FEATURES)
                 .filter(|&i| free[i] && w[i] < 0.0)
                 .min_by(|&a, &b| w[a].total_cmp(&w[b]));
@@ -280,11 +283,12 @@ impl Fit {
     }
 
     /// Normal equations over the free weights, the fixed ones moved to the
-    /// right-hand side; Gaussian elimination with partial pivoting.
+    /// right-hand side; Gauss-Jordan elimination with partial pivoting.
     fn solve_with(
         &self,
         free: &[bool; FEATURES],
         fixed: &[f64; FEATURES],
+        reference: &[f64; FEATURES],
     ) -> Result<[f64; FEATURES], Error> {
         let idx: Vec<usize> = (0..FEATURES).filter(|&i| free[i]).collect();
         let n = idx.len();
@@ -299,17 +303,25 @@ impl Fit {
                 .sum();
             a[r][n] = self.xty[i] - moved;
         }
-        // Singular relative to the matrix's own scale.
-        let scale = (0..n).map(|i| a[i][i].abs()).fold(0.0, f64::max);
+        // A slight pull toward the reference weights (ridge, a millionth
+        // of the mean diagonal): directions the samples determine are
+        // unchanged, and ones they cannot tell apart (a script that always
+        // comes with another) settle near the reference instead of failing.
+        #[allow(clippy::cast_precision_loss, reason = "at most five")]
+        let ridge = (0..n).map(|i| a[i][i]).sum::<f64>() / n.max(1) as f64 * 1e-6;
+        for (r, &i) in idx.iter().enumerate() {
+            a[r][r] += ridge;
+            a[r][n] += ridge * reference[i];
+        }
         for col in 0..n {
             let pivot = (col..n)
                 .max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))
                 .unwrap_or(col);
             a.swap(col, pivot);
             let p = a[col][col];
-            if p.abs() <= scale * 1e-12 {
+            if p == 0.0 || !p.is_finite() {
                 return Err(Error::invalid_argument(
-                    "the samples cannot tell the weights apart (too few, or too alike)",
+                    "the samples cannot tell the weights apart",
                 ));
             }
             for r in 0..n {
@@ -349,7 +361,10 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
 
 /// The relative error of an estimate: |estimate − reported| / reported
 /// (reported 0: the estimate itself).
-#[allow(clippy::cast_precision_loss, reason = "token counts are far below 2^53")]
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "token counts are far below 2^53"
+)]
 pub fn relative_error(estimate: u64, reported: u64) -> f64 {
     let diff = estimate.abs_diff(reported) as f64;
     if reported == 0 {
@@ -462,6 +477,23 @@ mod tests {
         assert!(c.per_request >= 0.0 && c.latin_word >= 0.0 && c.other >= 0.0);
         c.validate().unwrap();
         assert_eq!(Fit::new().solve().unwrap_err().code(), "invalid_argument");
+    }
+
+    #[test]
+    fn weights_the_samples_cannot_tell_apart_settle_near_the_reference() {
+        // Every word comes with exactly two other code points.
+        let mut fit = Fit::new();
+        for k in 1..40u64 {
+            let counts = ScriptCounts {
+                latin_words: k,
+                other: 2 * k,
+                ..ScriptCounts::default()
+            };
+            fit.add(counts, 2 * k + 4);
+        }
+        let c = fit.solve().unwrap();
+        let predicted = c.latin_word * 10.0 + c.other * 20.0 + c.per_request;
+        assert!((predicted - 24.0).abs() < 0.01, "{c:?}");
     }
 
     #[test]

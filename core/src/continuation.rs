@@ -160,7 +160,10 @@ mod tests {
     #[test]
     fn a_prefill_model_gets_the_text_as_the_last_turn() {
         let b = continuation_body(&body(), "About this \n", true);
-        assert_eq!(b.messages.last().unwrap(), &Turn::new("assistant", "About this"));
+        assert_eq!(
+            b.messages.last().unwrap(),
+            &Turn::new("assistant", "About this")
+        );
         assert_eq!(b.messages.len(), 2);
     }
 
@@ -183,7 +186,10 @@ mod tests {
         assert_eq!(seam(sent, " Oda", false), Seam::Skip(1));
         // Two letters are a coincidence, not a repeat.
         assert_eq!(seam("a bo", "ok", false), Seam::Skip(0));
-        assert_eq!(seam("おすすめは『ワンピース", "ワンピース』と", false), Seam::Skip(15));
+        assert_eq!(
+            seam("おすすめは『ワンピース", "ワンピース』と", false),
+            Seam::Skip(15)
+        );
     }
 
     #[test]

@@ -13,10 +13,10 @@
 
 pub mod api;
 pub mod body;
-pub mod calibration;
 pub mod cache_key;
-pub mod continuation;
+pub mod calibration;
 mod chars;
+pub mod continuation;
 pub mod contract;
 mod error;
 pub mod jobs;

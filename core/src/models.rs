@@ -56,7 +56,8 @@ fn is_false(b: &bool) -> bool {
 
 /// Leading segments of a cross-region inference profile id
 /// (`us.anthropic.claude-...`): the geography the profile routes within.
-pub const PROFILE_GEOGRAPHIES: [&str; 8] = ["global", "us", "us-gov", "eu", "apac", "jp", "au", "ca"];
+pub const PROFILE_GEOGRAPHIES: [&str; 8] =
+    ["global", "us", "us-gov", "eu", "apac", "jp", "au", "ca"];
 
 /// `modelPreference` of a chat request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -466,7 +467,10 @@ mod tests {
         let sonnet = jp.get("sonnet").unwrap();
         assert_eq!(sonnet.model_id, "jp.anthropic.claude-sonnet-4-6");
         assert!(!sonnet.prefill && sonnet.count_tokens);
-        assert_eq!(sonnet.count_tokens_model_id(), "anthropic.claude-sonnet-4-6");
+        assert_eq!(
+            sonnet.count_tokens_model_id(),
+            "anthropic.claude-sonnet-4-6"
+        );
         // No jp. profile for Haiku 4.5: the global one.
         assert_eq!(
             jp.get("haiku").unwrap().model_id,

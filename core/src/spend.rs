@@ -39,12 +39,22 @@ impl SpendEstimate {
 /// input and the whole generation limit, so a reservation is never short
 /// of what the model can bill (the estimate errs high for CJK text).
 pub fn estimate_spend(spec: &ModelSpec, body: &ClaudeBody) -> SpendEstimate {
-    let input_tokens = estimate_tokens_reference(&body.system)
+    spend_with_input(spec, body, reference_input_tokens(body))
+}
+
+/// The SPEC 5 estimate of a body's input: its system prompt and every turn.
+pub fn reference_input_tokens(body: &ClaudeBody) -> u64 {
+    estimate_tokens_reference(&body.system)
         + body
             .messages
             .iter()
             .map(|turn| estimate_tokens_reference(&turn.content))
-            .sum::<u64>();
+            .sum::<u64>()
+}
+
+/// The spend to reserve when the input is known exactly (Bedrock's
+/// CountTokens): those input tokens and the whole generation limit.
+pub fn spend_with_input(spec: &ModelSpec, body: &ClaudeBody, input_tokens: u64) -> SpendEstimate {
     let max_output_tokens = u64::from(body.max_tokens);
     SpendEstimate {
         input_tokens,

@@ -230,7 +230,10 @@ async fn the_fallback_model_answers_after_every_region_fails_the_first() {
 async fn a_stream_cut_mid_answer_continues_seamlessly_in_the_next_region() {
     for (model, message) in [
         (haiku(), "『葬送のフリーレン』みたいな漫画はありますか？"),
-        (no_prefill(), "『葬送のフリーレン』みたいな漫画はありますか？"),
+        (
+            no_prefill(),
+            "『葬送のフリーレン』みたいな漫画はありますか？",
+        ),
         (no_prefill(), "Any manga like Frieren, please?"),
     ] {
         cut_stream_continues(&model, message).await;
@@ -280,7 +283,10 @@ async fn cut_stream_continues(model: &ModelSpec, message: &str) {
     if !model.prefill {
         // The continuation did repeat the seam: what the invoker dropped.
         let repeat = reply::seam_repeat(first_five.trim_end());
-        assert!(!repeat.is_empty(), "{context}: the emulator repeats nothing");
+        assert!(
+            !repeat.is_empty(),
+            "{context}: the emulator repeats nothing"
+        );
     }
 }
 
@@ -337,14 +343,20 @@ async fn count_tokens_gives_the_input_an_invoke_reports() {
     assert!(counted > 10);
     // A model the catalog does not mark: no call at all.
     let before = emulator.requests("us-east-1");
-    let e = invoker.count_tokens(&haiku(), &asked, limit).await.unwrap_err();
+    let e = invoker
+        .count_tokens(&haiku(), &asked, limit)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, "count_tokens_unsupported");
     assert_eq!(emulator.requests("us-east-1"), before);
     // A model marked but not countable (a profile id given as the base id):
     // Bedrock's own refusal, not retried elsewhere.
     let mut wrong = model.clone();
     wrong.model_id = "us.us.anthropic.claude-sonnet-4-6".into();
-    let e = invoker.count_tokens(&wrong, &asked, limit).await.unwrap_err();
+    let e = invoker
+        .count_tokens(&wrong, &asked, limit)
+        .await
+        .unwrap_err();
     assert!(e.message.contains(emulator::COUNT_TOKENS_REFUSED), "{e}");
     assert!(!e.fail_over);
     // A throttled region: the next one counts.

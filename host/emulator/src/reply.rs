@@ -77,7 +77,9 @@ pub fn conversation(body: &Value) -> Result<Conversation, String> {
     let ends_with_assistant = texts.last().is_some_and(|(user, _)| !user);
     // A continuation request: [..., user, assistant, user CONTINUE_PROMPT].
     let continued = texts.len() >= 3
-        && texts.last().is_some_and(|(user, t)| *user && t == CONTINUE_PROMPT)
+        && texts
+            .last()
+            .is_some_and(|(user, t)| *user && t == CONTINUE_PROMPT)
         && texts.get(texts.len() - 2).is_some_and(|(user, _)| !user);
     let asked = if continued {
         &texts[..texts.len() - 1]
@@ -168,11 +170,7 @@ pub fn answer(conversation: &Conversation) -> String {
 /// in text without spaces (Japanese); never shorter than the seam's
 /// minimum, so the repeat is one the invoker recognises.
 pub fn seam_repeat(text: &str) -> &str {
-    let tail_start = text
-        .char_indices()
-        .rev()
-        .nth(39)
-        .map_or(0, |(i, _)| i);
+    let tail_start = text.char_indices().rev().nth(39).map_or(0, |(i, _)| i);
     let tail = &text[tail_start..];
     let spaces: Vec<usize> = tail
         .char_indices()

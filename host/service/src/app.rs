@@ -55,6 +55,10 @@ pub struct Service {
     pub upstream_slots: Arc<Semaphore>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
+    /// The calibrated token estimator, fitted from the answers.
+    pub estimator: crate::estimator::Estimator,
+    /// Exact input tokens by model and cache key (CountTokens answers).
+    pub token_counts: moka::sync::Cache<(String, String), u64>,
     /// The public listener's open connections (for the cap and `/metrics`).
     pub connections: Arc<crate::conn::Tracker>,
     /// Where answers come from, for `/healthz` (`emulator` or `aws`).
@@ -64,6 +68,42 @@ pub struct Service {
 }
 
 impl Service {
+    /// The exact input tokens of `body` for `model`, when `count_tokens` is
+    /// on and the catalog marks the model: from the counts kept by model
+    /// and cache key, else from CountTokens within its time bound. None
+    /// (the caller estimates instead) otherwise, or when the count fails:
+    /// counting makes a reservation exact, it never stops a request.
+    pub async fn exact_input(
+        &self,
+        model: &ModelSpec,
+        cache_key: &str,
+        body: &mangaassist_core::body::ClaudeBody,
+    ) -> Option<u64> {
+        if !self.config.count_tokens || !model.count_tokens {
+            return None;
+        }
+        let key = (model.model_id.clone(), cache_key.to_string());
+        if let Some(n) = self.token_counts.get(&key) {
+            self.metrics.count_tokens("cached", None);
+            return Some(n);
+        }
+        let limit = std::time::Duration::from_millis(self.config.count_tokens_timeout_ms);
+        let started = std::time::Instant::now();
+        match self.invoker.count_tokens(model, body, limit).await {
+            Ok(n) => {
+                self.metrics
+                    .count_tokens("counted", Some(started.elapsed()));
+                self.token_counts.insert(key, n);
+                Some(n)
+            }
+            Err(failure) => {
+                tracing::warn!(%failure, "CountTokens failed; reserving by the estimate");
+                self.metrics.count_tokens("failed", None);
+                None
+            }
+        }
+    }
+
     /// Applies a configuration read again: credentials and budgets (API
     /// keys, user-token secrets and lifetime, auth_required, budgets,
     /// allow_quality) take effect at once; any other change is reported

@@ -11,7 +11,7 @@ use mangaassist_bedrock::invoker::{Candidate, Usage};
 use mangaassist_core::api::{Action, BodyInput, BodyReport, Screening, body_report_for};
 use mangaassist_core::body::Turn;
 use mangaassist_core::models::ModelPreference;
-use mangaassist_core::spend::{SpendEstimate, estimate_spend};
+use mangaassist_core::spend::{SpendEstimate, estimate_spend, spend_with_input};
 use serde::Serialize;
 
 use crate::app::Service;
@@ -410,10 +410,23 @@ async fn send_message(
     // 10. Spend budgets: the most this call can cost (the larger of the
     //     selected and fallback bodies), reserved now, settled below with
     //     what the model reported (429 naming the budget).
+    //     With `count_tokens`, the input is Bedrock's exact count (the
+    //     selected and fallback bodies counted at once), else the estimate.
+    let counts = futures_util::future::join_all(
+        prepared
+            .iter()
+            .zip(&models)
+            .map(|(p, (_, spec))| svc.exact_input(spec, &p.cache_key, &p.body)),
+    )
+    .await;
     let most = prepared
         .iter()
         .zip(&models)
-        .map(|(p, (_, spec))| estimate_spend(spec, &p.body))
+        .zip(counts)
+        .map(|((p, (_, spec)), exact)| match exact {
+            Some(input_tokens) => spend_with_input(spec, &p.body, input_tokens),
+            None => estimate_spend(spec, &p.body),
+        })
         .reduce(SpendEstimate::max)
         .ok_or_else(no_model)?;
     let reservation = svc.reserve(identity, &most).await?;
@@ -454,6 +467,12 @@ async fn send_message(
     //     was sent (a fallback's answer never poses as the selected model's),
     //     and the exchange in the session.
     let answered = prepared.get(reply.candidate).unwrap_or(first);
+    // A single call's reported input is a sample for the calibrated
+    // estimator (a continued stream's usage sums several bodies).
+    if reply.failures.is_empty() {
+        svc.estimator
+            .observe(&answered.body, reply.usage.input_tokens);
+    }
     svc.cache
         .insert(
             scope,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use mangaassist_core::calibration::Calibration;
 use mangaassist_core::models::Catalog;
 use mangaassist_sandbox::sandbox::MAX_IDLE;
 
@@ -166,6 +167,24 @@ pub struct ServiceConfig {
     /// Models, prices and the selection rule (SPEC 8), as `[catalog]` in
     /// the core's camelCase field names.
     pub catalog: Catalog,
+    /// A named catalog instead of `[catalog]` (`spec`, `current-global`,
+    /// `current-us`, `current-eu`, `current-jp`: current Claude models
+    /// through a geography's inference profiles); giving both is an error.
+    pub catalog_preset: Option<String>,
+    /// Before each Bedrock call to a model marked `countTokens`, ask
+    /// CountTokens for the body's exact input (cached by body), so the
+    /// spend reservation is exact rather than estimated. A count that
+    /// fails or takes too long falls back to the estimate.
+    pub count_tokens: bool,
+    /// How long a count may take, ms.
+    pub count_tokens_timeout_ms: u64,
+    /// Weights the calibrated estimator starts from (`mangaassist
+    /// calibrate` prints them), in the core's camelCase names.
+    pub calibration: Option<Calibration>,
+    /// Fit the calibrated estimator's weights from the answers as they come.
+    pub calibration_online: bool,
+    /// Samples before the online fit is published.
+    pub calibration_min_samples: u64,
     /// The embedded emulator's time to first token, ms (emulator mode).
     pub emulator_ttft_ms: u64,
     /// The embedded emulator's time per token, ms (emulator mode).
@@ -275,6 +294,12 @@ impl Default for ServiceConfig {
             fallback_model: Some("haiku".into()),
             stream_idle_ms: 5_000,
             catalog: Catalog::spec_default(),
+            catalog_preset: None,
+            count_tokens: false,
+            count_tokens_timeout_ms: 500,
+            calibration: None,
+            calibration_online: true,
+            calibration_min_samples: 50,
             emulator_ttft_ms: 150,
             emulator_per_token_ms: 8,
             web_root: Some(PathBuf::from("web-demo")),
@@ -416,6 +441,9 @@ pub fn resolve_layers(
     let profile = EnvProfile::named(environment)?;
     let table = layered(environment, file_text, ssm, overrides)?;
     let auth_set = table.contains_key("auth_required");
+    if table.contains_key("catalog_preset") && table.contains_key("catalog") {
+        return Err("configuration: catalog_preset and [catalog] are both given; keep one".into());
+    }
     let mut service: ServiceConfig = table
         .try_into()
         .map_err(|e: toml::de::Error| format!("configuration: {e}"))?;
@@ -425,6 +453,14 @@ pub fn resolve_layers(
     }
     if service.regions.is_empty() {
         return Err("configuration: regions must name at least one region".into());
+    }
+    if let Some(name) = &service.catalog_preset {
+        service.catalog =
+            Catalog::preset(name).map_err(|e| format!("configuration: catalog_preset: {e}"))?;
+    }
+    if let Some(c) = &service.calibration {
+        c.validate()
+            .map_err(|e| format!("configuration: calibration: {e}"))?;
     }
     check_bounds(&service)?;
     check_security(&service)?;
@@ -492,6 +528,7 @@ fn check_bounds(c: &ServiceConfig) -> Result<(), String> {
             true,
         ),
         ("jobs_retry_base_ms", c.jobs_retry_base_ms, true),
+        ("count_tokens_timeout_ms", c.count_tokens_timeout_ms, true),
     ];
     let models = c
         .catalog
@@ -763,6 +800,29 @@ mod tests {
         assert_eq!(prod.service.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(prod.service.regions, ["ap-northeast-1", "us-east-1"]);
         assert_eq!(prod.profile, EnvProfile::PROD);
+    }
+
+    #[test]
+    fn a_catalog_preset_replaces_the_catalog_and_excludes_it() {
+        let r = resolve(
+            "dev",
+            Some("catalog_preset = \"current-jp\"\ncount_tokens = true"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            r.service.catalog.get("sonnet").unwrap().model_id,
+            "jp.anthropic.claude-sonnet-4-6"
+        );
+        assert!(r.service.count_tokens);
+        let e = resolve("dev", Some("catalog_preset = \"current-mars\""), &[]).unwrap_err();
+        assert!(e.contains("no catalog preset \"current-mars\""), "{e}");
+        let both = "catalog_preset = \"current-us\"\n[catalog.selection]\nfast = \"haiku\"\nquality = \"sonnet\"\nautoFastMaxTokens = 1";
+        let e = resolve("dev", Some(both), &[]).unwrap_err();
+        assert!(e.contains("both given"), "{e}");
+        let bad = "[calibration]\nkana = 1.0\nkanji = 1.0\nlatinWord = 1.0\nother = -0.5\nperRequest = 0.0";
+        let e = resolve("dev", Some(bad), &[]).unwrap_err();
+        assert!(e.contains("calibration other must be"), "{e}");
     }
 
     #[test]

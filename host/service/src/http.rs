@@ -133,6 +133,13 @@ pub(crate) async fn ready(State(svc): State<Arc<Service>>) -> Response {
     axum::Json(Ready { status: "ok" }).into_response()
 }
 
+/// GET /v1/estimator: the calibrated estimator's weights, for the widget to
+/// estimate as the service does (public: they describe token counts of
+/// texts, nothing about any user).
+pub(crate) async fn estimator(State(svc): State<Arc<Service>>) -> Response {
+    axum::Json(svc.estimator.published()).into_response()
+}
+
 /// GET /healthz on the admin listener: which policy and regions it has.
 pub(crate) async fn healthz(State(svc): State<Arc<Service>>) -> Response {
     let policy = svc.policy.current();
@@ -168,6 +175,8 @@ pub(crate) async fn metrics(State(svc): State<Arc<Service>>) -> Response {
         refused,
         policy_ready: svc.policy.current().sandbox.ready_instances(),
     };
+    svc.metrics
+        .estimator_errors(&svc.estimator.error_quantiles());
     match svc
         .metrics
         .render(&svc.invoker.health().snapshot(), connections)

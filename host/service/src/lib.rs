@@ -15,6 +15,7 @@ pub mod config;
 pub mod conn;
 pub mod dynamo_sessions;
 pub mod errors;
+pub mod estimator;
 pub mod http;
 pub mod identity;
 pub mod jobs_http;

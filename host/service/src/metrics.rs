@@ -73,8 +73,18 @@ pub struct Metrics {
     policy_instances_ready: Gauge,
     connections_turned_away: Family<ReasonLabels, Counter>,
     stores: crate::store_metrics::StoreMetrics,
+    estimator_error: Family<EstimatorLabels, Gauge<f64, AtomicU64>>,
+    count_tokens: Family<OutcomeLabels, Counter>,
+    count_tokens_seconds: Histogram,
     /// Totals already counted, so each render adds only what is new.
     turned_away_seen: std::sync::Mutex<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EstimatorLabels {
+    estimator: &'static str,
+    script: &'static str,
+    quantile: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -125,6 +135,9 @@ impl Metrics {
             policy_instances_ready: Gauge::default(),
             connections_turned_away: Family::default(),
             stores: crate::store_metrics::StoreMetrics::default(),
+            estimator_error: Family::default(),
+            count_tokens: Family::default(),
+            count_tokens_seconds: latency_histogram(),
             turned_away_seen: std::sync::Mutex::new((0, 0)),
             registry: Registry::default(),
         };
@@ -208,7 +221,45 @@ impl Metrics {
             "Writes given up after waiting for a store that was down (its queue of waiting writes was full)",
             m.stores.dropped.clone(),
         );
+        registry.register(
+            "estimator_error_ratio",
+            "Relative error |estimate - reported| / reported of the input-token estimators (reference: SPEC 5; calibrated: fitted online), over recent answers, by the body's main script and quantile",
+            m.estimator_error.clone(),
+        );
+        registry.register(
+            "count_tokens",
+            "CountTokens calls before a Bedrock call, by outcome (counted, cached, failed)",
+            m.count_tokens.clone(),
+        );
+        registry.register(
+            "count_tokens_seconds",
+            "Time of the CountTokens calls made (cached counts excluded)",
+            m.count_tokens_seconds.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// The estimators' recent error quantiles, as of now.
+    pub fn estimator_errors(&self, quantiles: &[crate::estimator::ErrorQuantile]) {
+        for q in quantiles {
+            self.estimator_error
+                .get_or_create(&EstimatorLabels {
+                    estimator: q.estimator,
+                    script: q.script,
+                    quantile: q.quantile,
+                })
+                .set(q.value);
+        }
+    }
+
+    /// One CountTokens lookup: `counted` (called, `took`), `cached` or `failed`.
+    pub fn count_tokens(&self, outcome: &'static str, took: Option<Duration>) {
+        self.count_tokens
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        if let Some(took) = took {
+            self.count_tokens_seconds.observe(took.as_secs_f64());
+        }
     }
 
     /// The shared stores' series, for the stores to record into.

@@ -219,6 +219,8 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         .map(|store| SharedBudgets::new(Arc::clone(store)));
     let sessions = sessions(&config, &metrics).await?;
     let (stop, stopping) = watch::channel(false);
+    /// Counts kept (a few MB at most): a repeated body is counted once.
+    const TOKEN_COUNTS_KEPT: u64 = 10_000;
     let service = Arc::new(Service {
         policy,
         policy_slots: Arc::new(tokio::sync::Semaphore::new(config.policy_workers)),
@@ -235,6 +237,12 @@ pub async fn start(resolved: Resolved) -> Result<Server, String> {
         redis,
         upstream_slots: Arc::new(tokio::sync::Semaphore::new(config.max_upstream_calls)),
         metrics,
+        estimator: crate::estimator::Estimator::new(
+            config.calibration,
+            config.calibration_online,
+            config.calibration_min_samples,
+        ),
+        token_counts: moka::sync::Cache::new(TOKEN_COUNTS_KEPT),
         connections: Tracker::new(config.max_connections),
         bedrock,
         stopping: stopping.clone(),

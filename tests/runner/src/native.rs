@@ -1,8 +1,9 @@
 //! The core called directly: the reference engine of the corpus.
 
 use mangaassist_core::api::{
-    BodyInput, CalibratedInput, CheckInput, ContinuationInput, ErrorReport, PrecheckInput, SeamInput, body_report,
-    cache_key_report, calibrated_report, check_report, continuation_report, precheck_report, screen, seam_report,
+    BodyInput, CalibratedInput, CheckInput, ContinuationInput, ErrorReport, PrecheckInput,
+    SeamInput, body_report, cache_key_report, calibrated_report, check_report, continuation_report,
+    precheck_report, screen, seam_report,
 };
 use mangaassist_core::contract::validate_request;
 use mangaassist_core::jobs::{JobItemInput, job_body_report, validate_job};
