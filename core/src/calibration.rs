@@ -176,7 +176,12 @@ impl Calibration {
 
     /// Estimated input tokens of a whole body.
     pub fn estimate_body(&self, body: &ClaudeBody) -> u64 {
-        round(self.weigh(ScriptCounts::of_body(body), true))
+        self.estimate_counts(ScriptCounts::of_body(body))
+    }
+
+    /// Estimated input tokens of one request whose texts have `counts`.
+    pub fn estimate_counts(&self, counts: ScriptCounts) -> u64 {
+        round(self.weigh(counts, true))
     }
 }
 

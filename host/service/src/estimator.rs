@@ -92,7 +92,12 @@ impl Estimator {
     /// input tokens for it.
     pub fn observe(&self, body: &ClaudeBody, reported: u64) {
         let counts = ScriptCounts::of_body(body);
-        let script = counts.dominant();
+        // Errors are reported by the script of the new message: the system
+        // prompt, the same in every body, would decide otherwise.
+        let script = body
+            .messages
+            .last()
+            .map_or("other", |turn| ScriptCounts::of(&turn.content).dominant());
         let reference = reference_input_tokens(body);
         let mut state = self.lock();
         let calibrated = state.published.map(|c| c.estimate_body(body));

@@ -18,4 +18,5 @@ mod aws_stores;
 mod bad_input;
 mod edge;
 mod jobs;
+mod models;
 mod service;
