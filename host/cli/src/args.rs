@@ -82,6 +82,15 @@ pub enum Command {
     Body,
     /// Print the draft-04 JSON Schema of a chat request.
     Schema,
+    /// Fit the calibrated token estimator's weights from USAGE (JSON Lines:
+    /// {"body","inputTokens"}, {"text","inputTokens"}, or Bedrock
+    /// model-invocation log records); print them as one JSON line with
+    /// both estimators' errors per script, and a [calibration] section for
+    /// the service's configuration on stderr.
+    Calibrate {
+        /// The usage file.
+        usage: PathBuf,
+    },
     /// Run the chat service (HTTP + WebSocket). Environment: MANGA_ENV
     /// (dev|staging|prod, default dev), MANGAASSIST_<KEY> overrides any
     /// configuration key, MANGAASSIST_LOG filters logs. With no configuration

@@ -3,6 +3,7 @@
 //! over the [`lines`] loop), or the service and emulator ([`serve`]).
 
 mod args;
+mod calibrate;
 mod commands;
 mod enrich;
 mod jobs;
@@ -89,6 +90,7 @@ fn run(cli: Cli) -> Result<(), String> {
             lines::process(reader, writer, |line| handler.answer(line)).map_err(io_err)
         }
         Command::Schema => commands::print_schema(writer).map_err(io_err),
+        Command::Calibrate { usage } => calibrate::run(&usage, writer),
         Command::HashKey => lines::process(reader, writer, commands::hash_key).map_err(io_err),
         Command::UserToken { subject, ttl_secs } => {
             commands::user_token(reader, writer, &subject, ttl_secs)

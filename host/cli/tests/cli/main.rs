@@ -13,6 +13,7 @@
 mod components;
 mod run;
 
+mod calibrate;
 mod cli;
 mod emulator_cli;
 mod engines_agree;
