@@ -2,7 +2,7 @@
 // talks to `mangaassist serve` over its WebSocket (/v1/ws).
 import init from "mangaassist";
 import { STRINGS } from "./i18n.js";
-import { MAX_BYTES, MAX_CHARS, precheck } from "./precheck.js";
+import { MAX_BYTES, MAX_CHARS, precheck, useCalibration } from "./precheck.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -61,6 +61,8 @@ function update() {
   ui.bytes.textContent = c.bytes.toLocaleString("en");
   ui.bytes.classList.toggle("over", c.bytes > MAX_BYTES);
   ui.tokens.textContent = c.estimatedTokens.toLocaleString("en");
+  ui.tokens.dataset.estimator = c.estimator;
+  ui.tokens.title = text.estimator[c.estimator];
   ui.cost.textContent = `$${c.cost.toFixed(6)}`;
   ui.model.textContent = c.model.key;
   const typed = ui.message.value.length > 0;
@@ -122,12 +124,30 @@ function request(action, data = {}) {
   socket.send(JSON.stringify({ action, data: sessionId ? { sessionId, ...data } : data }));
 }
 
+/**
+ * Takes the server's calibrated estimator weights, if it publishes any, so
+ * the estimate shown is the one the server would make (read again at every
+ * connection, so it follows the server's fit).
+ */
+async function loadEstimator() {
+  try {
+    const response = await fetch("/v1/estimator");
+    if (!response.ok) return;
+    const published = await response.json();
+    useCalibration(published.calibration);
+    update();
+  } catch {
+    // Unreachable: the reference estimate stays.
+  }
+}
+
 function connect() {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   socket = new WebSocket(url);
   socket.addEventListener("open", () => {
     connected = true;
     retry = 0;
+    loadEstimator();
     showStatus();
     if (sessionId) request("getHistory");
     else showHistory([]);

@@ -11,6 +11,10 @@ export const STRINGS = {
     chars: "文字",
     bytes: "UTF-8 バイト",
     tokens: "推定トークン",
+    estimator: {
+      reference: "基準の推定式（SPEC 5）による見積もり",
+      calibrated: "サーバーが実際のトークン数から学習した係数による見積もり",
+    },
     cost: "推定コスト（入力）",
     model: "モデル",
     preference: { auto: "自動", fast: "速さ優先", quality: "品質優先" },
@@ -45,6 +49,10 @@ export const STRINGS = {
     chars: "characters",
     bytes: "UTF-8 bytes",
     tokens: "est. tokens",
+    estimator: {
+      reference: "Estimated with the reference formula (SPEC 5)",
+      calibrated: "Estimated with weights the server fitted to reported token counts",
+    },
     cost: "est. cost (input)",
     model: "model",
     preference: { auto: "Auto", fast: "Fast", quality: "Quality" },

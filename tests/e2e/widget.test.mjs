@@ -24,8 +24,8 @@ let server;
 let address;
 let browser;
 
-/** Starts the service on `listen`; resolves with its address. */
-function startServer(listen) {
+/** Starts the service on `listen` (with `env` added); resolves with its address. */
+function startServer(listen, env = {}) {
   const child = spawn(bin, ["serve", "--listen", listen], {
     cwd: root,
     env: {
@@ -34,6 +34,7 @@ function startServer(listen) {
       MANGAASSIST_EMULATOR_TTFT_MS: "30",
       MANGAASSIST_EMULATOR_PER_TOKEN_MS: "15",
       MANGAASSIST_WEB_ROOT: join(root, "web-demo"),
+      ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -79,11 +80,11 @@ after(async () => {
   if (server) await stopServer(server);
 });
 
-async function openPage(context) {
+async function openPage(context, at = address) {
   const page = await (context ?? browser).newPage({ viewport: { width: 900, height: 760 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`http://${address}/`);
+  await page.goto(`http://${at}/`);
   await page.waitForFunction(() => window.__mangaassistReady === true);
   await page.waitForSelector('#status[data-state="open"]');
   await page.waitForSelector('#log[data-loaded="true"]', { state: "attached" });
@@ -113,6 +114,28 @@ test("typing Japanese updates the counters as the core computes them", async () 
   assert.equal(await page.textContent("#send"), "送信");
   assert.deepEqual(page.errors, []);
   await page.close();
+});
+
+test("with weights published by the server, the estimate shown is the calibrated one", async () => {
+  // Weights as `mangaassist calibrate` prints them, given as configuration.
+  const calibration = "{kana = 1.0, kanji = 2.0, latinWord = 1.0, other = 0.5, perRequest = 9.0}";
+  const { child, address: at } = await startServer("127.0.0.1:0", { MANGAASSIST_CALIBRATION: calibration });
+  try {
+    const page = await openPage(undefined, at);
+    await page.waitForSelector('#tokens[data-estimator="calibrated"]');
+    await page.fill("#message", "ワンピースの最新刊はありますか？");
+    // 12 kana × 1.0 + 3 kanji × 2.0 + "？" × 0.5 = 18.5, rounded half up.
+    assert.equal(await page.textContent("#tokens"), "19");
+    assert.equal(await page.getAttribute("#tokens", "data-estimator"), "calibrated");
+    // The cost follows the estimate shown: 19 tokens of haiku input.
+    assert.equal(await page.textContent("#cost"), "$0.000005");
+    // The model rule is SPEC 8's, on the reference estimate, as on the server.
+    assert.equal(await page.textContent("#model"), "haiku");
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } finally {
+    await stopServer(child);
+  }
 });
 
 test("a disallowed pattern disables send and says why", async () => {
