@@ -329,11 +329,12 @@ impl Fit {
                     "the samples cannot tell the weights apart",
                 ));
             }
-            for r in 0..n {
+            let pivot_row = a[col].clone();
+            for (r, row) in a.iter_mut().enumerate() {
                 if r != col {
-                    let factor = a[r][col] / p;
-                    for c in col..=n {
-                        a[r][c] -= factor * a[col][c];
+                    let factor = row[col] / p;
+                    for (x, pv) in row.iter_mut().zip(&pivot_row).skip(col) {
+                        *x -= factor * pv;
                     }
                 }
             }

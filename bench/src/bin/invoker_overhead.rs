@@ -4,7 +4,8 @@
 //! a bare keep-alive HTTP/1.1 POST to the emulator (the floor: emulator work
 //! and loopback), then `Invoker::invoke` and `Invoker::invoke_stream` through
 //! the real AWS SDK (signing, endpoint resolution, event-stream decoding, the
-//! failover bookkeeping). Prints p50/p99 of each and the difference.
+//! failover bookkeeping), and `Invoker::count_tokens` (CountTokens before a
+//! call). Prints p50/p99 of each and the difference.
 //!
 //! `cargo run --release -p mangaassist-bench --bin invoker_overhead [N]`
 #![allow(
@@ -162,6 +163,22 @@ fn main() {
             }
         }
         let (st50, st99) = report("Invoker::invoke_stream", stream);
+
+        // CountTokens (issue 18): what counting a body first adds to a call.
+        let current = Catalog::preset("current-us")
+            .unwrap()
+            .get("sonnet")
+            .unwrap()
+            .clone();
+        let mut count = Vec::with_capacity(n);
+        for i in 0..n + 200 {
+            let started = Instant::now();
+            invoker.count_tokens(&current, &body, budget).await.unwrap();
+            if i >= 200 {
+                count.push(started.elapsed());
+            }
+        }
+        report("Invoker::count_tokens", count);
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         println!(
             "invoke overhead over bare HTTP: p50 {:.1} µs, p99 {:.1} µs",

@@ -117,7 +117,7 @@ impl Estimator {
         }
         state.fit.add(counts, reported);
         let n = state.fit.samples();
-        if n >= self.min_samples && (n == self.min_samples || n % REFIT_EVERY == 0) {
+        if n >= self.min_samples && (n == self.min_samples || n.is_multiple_of(REFIT_EVERY)) {
             match state.fit.solve() {
                 Ok(c) => {
                     state.published = Some(c);
