@@ -83,3 +83,49 @@ proptest! {
         let _ = check_report(&policy, &s);
     }
 }
+
+/// Text from a small alphabet, so repeats and near-repeats are common.
+fn seam_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just('a'),
+            Just('b'),
+            Just(' '),
+            Just('漫'),
+            Just('\u{3000}')
+        ],
+        0..24,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
+
+proptest! {
+    /// However a continuation arrives in pieces, the seam filter passes on
+    /// exactly what the seam rule drops nothing more or less of when it
+    /// sees the whole continuation at once.
+    #[test]
+    fn the_seam_filter_does_not_depend_on_how_text_arrives(
+        sent in seam_text(),
+        continuation in seam_text(),
+        cuts in prop::collection::vec(0usize..30, 0..6),
+    ) {
+        use mangaassist_core::continuation::{Seam, SeamFilter, seam};
+        let whole = match seam(&sent, &continuation, true) {
+            Seam::Skip(n) => continuation[n..].to_string(),
+            Seam::Wait => unreachable!("a complete continuation is always decided"),
+        };
+        let chars: Vec<char> = continuation.chars().collect();
+        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(chars.len())).collect();
+        bounds.sort_unstable();
+        let mut filter = SeamFilter::new(&sent);
+        let mut passed = String::new();
+        let mut from = 0;
+        for to in bounds.into_iter().chain(std::iter::once(chars.len())) {
+            let piece: String = chars[from..to].iter().collect();
+            passed.push_str(&filter.push(&piece));
+            from = to;
+        }
+        passed.push_str(&filter.finish());
+        prop_assert_eq!(passed, whole);
+    }
+}

@@ -119,7 +119,10 @@ test("typing Japanese updates the counters as the core computes them", async () 
 test("with weights published by the server, the estimate shown is the calibrated one", async () => {
   // Weights as `mangaassist calibrate` prints them, given as configuration.
   const calibration = "{kana = 1.0, kanji = 2.0, latinWord = 1.0, other = 0.5, perRequest = 9.0}";
-  const { child, address: at } = await startServer("127.0.0.1:0", { MANGAASSIST_CALIBRATION: calibration });
+  const { child, address: at } = await startServer("127.0.0.1:0", {
+    MANGAASSIST_CALIBRATION: calibration,
+    MANGAASSIST_ADMIN_LISTEN: "off", // the first server has the default port
+  });
   try {
     const page = await openPage(undefined, at);
     await page.waitForSelector('#tokens[data-estimator="calibrated"]');
