@@ -161,6 +161,8 @@ pub struct SeamInput {
     pub continuation: String,
     /// Whether the continuation has ended.
     pub complete: bool,
+    /// Whether it was asked for with a prefill (then only whitespace repeats).
+    pub prefill: bool,
 }
 
 /// Answer of `seam`: wait for more, or the repeat and what to pass on.
@@ -183,7 +185,12 @@ pub enum SeamReport {
 
 /// What [`seam`] decides for this input, as text.
 pub fn seam_report(input: &SeamInput) -> SeamReport {
-    match seam(&input.sent, &input.continuation, input.complete) {
+    match seam(
+        &input.sent,
+        &input.continuation,
+        input.complete,
+        input.prefill,
+    ) {
         Seam::Wait => SeamReport::Wait { wait: true },
         Seam::Skip(n) => {
             let (repeat, rest) = input

@@ -238,9 +238,9 @@ impl Fit {
         self.samples += 1;
     }
 
-    /// The weights that best explain the samples, none negative. A script
-    /// no sample had keeps its reference weight; a weight the unconstrained
-    /// fit makes negative is held at 0 and the rest refitted.
+    /// The weights that best explain the samples, none negative (exact
+    /// non-negative least squares). A script no sample had keeps its
+    /// reference weight. Samples whose best weights are all 0 are refused.
     pub fn solve(&self) -> Result<Calibration, Error> {
         if self.samples == 0 {
             return Err(Error::invalid_argument("no samples to fit"));
@@ -252,39 +252,68 @@ impl Fit {
             Calibration::REFERENCE.other,
             Calibration::REFERENCE.per_request,
         ];
-        // Free: fitted; otherwise fixed at `fixed[i]`.
-        let mut free = [true; FEATURES];
-        let mut fixed = [0.0; FEATURES];
+        // Exact non-negative least squares by trying every set of free
+        // weights (at most 2^5 small solves): the constrained optimum is the
+        // unconstrained optimum of its own free set, so the best feasible
+        // one of all sets is it. A script no sample has is fixed at its
+        // reference weight; the others not free are fixed at 0.
+        let observed: Vec<usize> = (0..FEATURES).filter(|&i| self.xtx[i][i] != 0.0).collect();
+        let mut best: Option<(f64, [f64; FEATURES])> = None;
+        for mask in 1u32..(1u32 << observed.len()) {
+            let mut free = [false; FEATURES];
+            let mut fixed = [0.0; FEATURES];
+            for i in 0..FEATURES {
+                if self.xtx[i][i] == 0.0 {
+                    fixed[i] = reference[i];
+                }
+            }
+            for (bit, &i) in observed.iter().enumerate() {
+                free[i] = mask & (1 << bit) != 0;
+            }
+            let Ok(w) = self.solve_with(&free, &fixed, &reference) else {
+                continue;
+            };
+            if (0..FEATURES).any(|i| free[i] && w[i] < 0.0) {
+                continue;
+            }
+            let loss = self.loss(&w);
+            if best.is_none_or(|(least, _)| loss < least) {
+                best = Some((loss, w));
+            }
+        }
+        let Some((_, w)) = best else {
+            return Err(Error::invalid_argument(
+                "the samples cannot tell the weights apart",
+            ));
+        };
+        if observed.iter().all(|&i| w[i] == 0.0) {
+            return Err(Error::invalid_argument(
+                "the samples give every weight 0 (no input tokens reported)",
+            ));
+        }
+        let c = Calibration {
+            kana: w[0],
+            kanji: w[1],
+            latin_word: w[2],
+            other: w[3],
+            per_request: w[4],
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The squared error of weights `w` over the samples, less the constant
+    /// Σy² (the same for every `w`): wᵀ(XᵀX)w − 2wᵀ(Xᵀy).
+    fn loss(&self, w: &[f64; FEATURES]) -> f64 {
+        let mut quadratic = 0.0;
+        let mut linear = 0.0;
         for i in 0..FEATURES {
-            if self.xtx[i][i] == 0.0 {
-                free[i] = false;
-                fixed[i] = reference[i];
+            for j in 0..FEATURES {
+                quadratic += w[i] * self.xtx[i][j] * w[j];
             }
+            linear += w[i] * self.xty[i];
         }
-        for _ in 0..=FEATURES {
-            let w = self.solve_with(&free, &fixed, &reference)?;
-            let negative = (0..FEATURES)
-                .filter(|&i| free[i] && w[i] < 0.0)
-                .min_by(|&a, &b| w[a].total_cmp(&w[b]));
-            match negative {
-                Some(i) => {
-                    free[i] = false;
-                    fixed[i] = 0.0;
-                }
-                None => {
-                    let c = Calibration {
-                        kana: w[0],
-                        kanji: w[1],
-                        latin_word: w[2],
-                        other: w[3],
-                        per_request: w[4],
-                    };
-                    c.validate()?;
-                    return Ok(c);
-                }
-            }
-        }
-        Err(Error::invalid_argument("the fit did not settle"))
+        quadratic - 2.0 * linear
     }
 
     /// Normal equations over the free weights, the fixed ones moved to the
@@ -483,6 +512,37 @@ mod tests {
         assert!(c.per_request >= 0.0 && c.latin_word >= 0.0 && c.other >= 0.0);
         c.validate().unwrap();
         assert_eq!(Fit::new().solve().unwrap_err().code(), "invalid_argument");
+        let mut zeros = Fit::new();
+        zeros.add(ScriptCounts::of("hello"), 0);
+        assert!(zeros.solve().is_err());
+    }
+
+    #[test]
+    fn a_weight_held_at_zero_is_freed_when_that_fits_better() {
+        // The unconstrained fit of these samples makes `other` negative at
+        // first sight only with the intercept free; the exact answer keeps
+        // every weight that helps.
+        let truth = Calibration {
+            kana: 0.0,
+            kanji: 2.0,
+            latin_word: 0.0,
+            other: 0.3,
+            per_request: 0.0,
+        };
+        let mut fit = Fit::new();
+        for k in 0..30u64 {
+            let counts = ScriptCounts {
+                kana: k % 4,
+                kanji: k,
+                latin_words: k % 3,
+                other: 30 - k,
+            };
+            fit.add(counts, truth.estimate_counts(counts));
+        }
+        let got = fit.solve().unwrap();
+        assert!((got.kanji - 2.0).abs() < 0.05, "{got:?}");
+        assert!((got.other - 0.3).abs() < 0.05, "{got:?}");
+        assert!(got.kana < 0.05 && got.latin_word < 0.05, "{got:?}");
     }
 
     #[test]

@@ -62,11 +62,14 @@ pub enum Seam {
 /// has arrived; `complete` when that is all) repeats the end of `sent`.
 ///
 /// The repeat is the longest suffix of `sent` (at most [`MAX_SEAM_CHARS`]
-/// code points) that `continuation` starts with and that is at least
-/// [`MIN_SEAM_CHARS`] code points long or whitespace only. While a longer
-/// such suffix could still match once more text arrives, the answer is
-/// [`Seam::Wait`]; so a caller holds back at most about that much text.
-pub fn seam(sent: &str, continuation: &str, complete: bool) -> Seam {
+/// code points) that `continuation` starts with and that is whitespace
+/// only or, unless `prefill`, at least [`MIN_SEAM_CHARS`] code points long.
+/// A model given a prefill continues exactly, so only the whitespace held
+/// back from its prefill can repeat; text that looks repeated is its own
+/// (a table row's `|---` after `|---`). While a longer suffix could still
+/// match once more text arrives, the answer is [`Seam::Wait`]; so a caller
+/// holds back at most about that much text.
+pub fn seam(sent: &str, continuation: &str, complete: bool, prefill: bool) -> Seam {
     let starts: Vec<usize> = sent
         .char_indices()
         .rev()
@@ -77,7 +80,8 @@ pub fn seam(sent: &str, continuation: &str, complete: bool) -> Seam {
     for (count, &start) in starts.iter().enumerate().rev() {
         let suffix = &sent[start..];
         let chars = count + 1;
-        let counts = chars >= MIN_SEAM_CHARS || suffix.chars().all(char::is_whitespace);
+        let whitespace = suffix.chars().all(char::is_whitespace);
+        let counts = whitespace || (!prefill && chars >= MIN_SEAM_CHARS);
         if !counts {
             continue;
         }
@@ -98,15 +102,18 @@ pub struct SeamFilter {
     sent: String,
     held: String,
     decided: bool,
+    prefill: bool,
 }
 
 impl SeamFilter {
-    /// A filter for the continuation of `sent`; nothing sent: a pass-through.
-    pub fn new(sent: &str) -> Self {
+    /// A filter for the continuation of `sent`, asked for with a prefill
+    /// or not (see [`seam`]); nothing sent: a pass-through.
+    pub fn new(sent: &str, prefill: bool) -> Self {
         SeamFilter {
             sent: sent.to_string(),
             held: String::new(),
             decided: sent.is_empty(),
+            prefill,
         }
     }
 
@@ -129,7 +136,7 @@ impl SeamFilter {
     }
 
     fn decide(&mut self, complete: bool) -> String {
-        match seam(&self.sent, &self.held, complete) {
+        match seam(&self.sent, &self.held, complete, self.prefill) {
             Seam::Wait => String::new(),
             Seam::Skip(n) => {
                 self.decided = true;
@@ -180,39 +187,49 @@ mod tests {
     #[test]
     fn repeated_words_are_dropped() {
         let sent = "you may enjoy One Piece by ";
-        assert_eq!(seam(sent, "Piece by Oda and", false), Seam::Skip(9));
-        assert_eq!(seam(sent, "Oda and", false), Seam::Skip(0));
+        assert_eq!(seam(sent, "Piece by Oda and", false, false), Seam::Skip(9));
+        assert_eq!(seam(sent, "Oda and", false, false), Seam::Skip(0));
         // Trailing whitespace held back from a prefill, repeated.
-        assert_eq!(seam(sent, " Oda", false), Seam::Skip(1));
+        assert_eq!(seam(sent, " Oda", false, false), Seam::Skip(1));
         // Two letters are a coincidence, not a repeat.
-        assert_eq!(seam("a bo", "ok", false), Seam::Skip(0));
+        assert_eq!(seam("a bo", "ok", false, false), Seam::Skip(0));
         assert_eq!(
-            seam("おすすめは『ワンピース", "ワンピース』と", false),
+            seam("おすすめは『ワンピース", "ワンピース』と", false, false),
             Seam::Skip(15)
         );
     }
 
     #[test]
+    fn after_a_prefill_only_whitespace_repeats() {
+        let sent = "| Title | Vol |\n|---";
+        assert_eq!(seam(sent, "|---|\n", false, true), Seam::Skip(0));
+        assert_eq!(seam(sent, "|---|\n", false, false), Seam::Skip(4));
+        assert_eq!(seam("you may ", " enjoy", false, true), Seam::Skip(1));
+        assert_eq!(seam("you may ", "", false, true), Seam::Wait);
+        assert_eq!(seam("you may", "", false, true), Seam::Skip(0));
+    }
+
+    #[test]
     fn too_little_text_waits_unless_complete() {
         let sent = "you may enjoy One Piece by ";
-        assert_eq!(seam(sent, "Pie", false), Seam::Wait);
-        assert_eq!(seam(sent, "", false), Seam::Wait);
-        assert_eq!(seam(sent, "Pie", true), Seam::Skip(0));
-        assert_eq!(seam(sent, "", true), Seam::Skip(0));
+        assert_eq!(seam(sent, "Pie", false, false), Seam::Wait);
+        assert_eq!(seam(sent, "", false, false), Seam::Wait);
+        assert_eq!(seam(sent, "Pie", true, false), Seam::Skip(0));
+        assert_eq!(seam(sent, "", true, false), Seam::Skip(0));
     }
 
     #[test]
     fn the_filter_holds_then_passes_through() {
-        let mut f = SeamFilter::new("enjoy One Piece by ");
+        let mut f = SeamFilter::new("enjoy One Piece by ", false);
         assert_eq!(f.push("Pi"), "");
         assert_eq!(f.push("ece b"), "");
         assert_eq!(f.push("y Oda"), "Oda");
         assert_eq!(f.push(" and"), " and");
         assert_eq!(f.finish(), "");
-        let mut f = SeamFilter::new("abc ");
+        let mut f = SeamFilter::new("abc ", false);
         assert_eq!(f.push("ab"), "");
         assert_eq!(f.finish(), "ab");
-        let mut none = SeamFilter::new("");
+        let mut none = SeamFilter::new("", true);
         assert_eq!(none.push("x"), "x");
     }
 }

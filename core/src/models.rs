@@ -26,32 +26,21 @@ pub struct ModelSpec {
     /// Whether the model accepts an assistant prefill (a body ending with
     /// an assistant turn). The newest Claude models refuse one with a 400,
     /// so a cut stream is continued for them by asking, not by prefill.
-    #[serde(default = "yes", skip_serializing_if = "is_true")]
-    pub prefill: bool,
+    /// Absent: known for the current models by their base id
+    /// ([`current_models`]), else yes (see [`ModelSpec::accepts_prefill`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<bool>,
     /// Whether Bedrock's CountTokens operation counts this model's input
     /// (asked with the base model id, see [`ModelSpec::count_tokens_model_id`]).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub count_tokens: bool,
+    /// Absent: known for the current models, else no.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_tokens: Option<bool>,
     /// Context window, tokens, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u64>,
     /// Largest `max_tokens` the model accepts, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u32>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's signature")]
-fn is_true(b: &bool) -> bool {
-    *b
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's signature")]
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 /// Leading segments of a cross-region inference profile id
@@ -122,8 +111,8 @@ impl Catalog {
                 input_price_per_1k: 0.003,
                 output_price_per_1k: 0.015,
                 timeout_ms: 25_000,
-                prefill: true,
-                count_tokens: false,
+                prefill: None,
+                count_tokens: None,
                 context_window: None,
                 max_output_tokens: None,
             },
@@ -137,8 +126,8 @@ impl Catalog {
                 input_price_per_1k: 0.00025,
                 output_price_per_1k: 0.00125,
                 timeout_ms: 10_000,
-                prefill: true,
-                count_tokens: false,
+                prefill: None,
+                count_tokens: None,
                 context_window: None,
                 max_output_tokens: None,
             },
@@ -175,7 +164,7 @@ impl Catalog {
             "current-jp" => "jp",
             other => {
                 return Err(Error::invalid_catalog(format!(
-                    "no catalog preset {other:?}; the presets are {}",
+                    "no catalog preset \"{other}\"; the presets are {}",
                     Self::PRESETS.join(", ")
                 )));
             }
@@ -197,8 +186,8 @@ impl Catalog {
                     input_price_per_1k: m.input_price_per_1k,
                     output_price_per_1k: m.output_price_per_1k,
                     timeout_ms: m.timeout_ms,
-                    prefill: m.prefill,
-                    count_tokens: m.count_tokens,
+                    prefill: Some(m.prefill),
+                    count_tokens: Some(m.count_tokens),
                     context_window: Some(m.context_window),
                     max_output_tokens: Some(m.max_output_tokens),
                 };
@@ -398,7 +387,27 @@ pub fn current_models() -> [CurrentModel; 3] {
     ]
 }
 
+/// The current model `model_id` names (a base id or any profile of it).
+pub fn current_model(model_id: &str) -> Option<CurrentModel> {
+    let base = base_model_id(model_id);
+    current_models().into_iter().find(|m| m.base_id == base)
+}
+
 impl ModelSpec {
+    /// Whether a cut stream may be continued with a prefill: as the catalog
+    /// says, else as known for a current model, else yes (SPEC 8's models).
+    pub fn accepts_prefill(&self) -> bool {
+        self.prefill
+            .unwrap_or_else(|| current_model(&self.model_id).is_none_or(|m| m.prefill))
+    }
+
+    /// Whether CountTokens counts this model: as the catalog says, else as
+    /// known for a current model, else no.
+    pub fn counts_tokens(&self) -> bool {
+        self.count_tokens
+            .unwrap_or_else(|| current_model(&self.model_id).is_some_and(|m| m.count_tokens))
+    }
+
     /// The id CountTokens is asked with: the base model id, since it
     /// refuses inference profile ids (`us.anthropic.x` becomes `anthropic.x`).
     pub fn count_tokens_model_id(&self) -> &str {
@@ -466,7 +475,7 @@ mod tests {
         let jp = Catalog::preset("current-jp").unwrap();
         let sonnet = jp.get("sonnet").unwrap();
         assert_eq!(sonnet.model_id, "jp.anthropic.claude-sonnet-4-6");
-        assert!(!sonnet.prefill && sonnet.count_tokens);
+        assert!(!sonnet.accepts_prefill() && sonnet.counts_tokens());
         assert_eq!(
             sonnet.count_tokens_model_id(),
             "anthropic.claude-sonnet-4-6"
@@ -488,6 +497,20 @@ mod tests {
     }
 
     #[test]
+    fn a_hand_written_entry_for_a_current_model_knows_what_it_accepts() {
+        let spec: ModelSpec = serde_json::from_str(
+            r#"{"modelId":"jp.anthropic.claude-sonnet-4-6","maxTokens":1000,"temperature":0.3,
+                "inputPricePer1k":0.003,"outputPricePer1k":0.015,"timeoutMs":25000}"#,
+        )
+        .unwrap();
+        assert!(!spec.accepts_prefill() && spec.counts_tokens());
+        let mut told = spec.clone();
+        told.prefill = Some(true);
+        told.count_tokens = Some(false);
+        assert!(told.accepts_prefill() && !told.counts_tokens());
+    }
+
+    #[test]
     fn validation_refuses_settings_bedrock_cannot_take() {
         let mut c = Catalog::preset("current-us").unwrap();
         if let Some(m) = c.models.get_mut("haiku") {
@@ -503,7 +526,8 @@ mod tests {
         let text = serde_json::to_string(&Catalog::spec_default()).unwrap();
         assert!(!text.contains("prefill") && !text.contains("countTokens"));
         let back: Catalog = serde_json::from_str(&text).unwrap();
-        assert!(back.get("sonnet").unwrap().prefill);
+        assert!(back.get("sonnet").unwrap().accepts_prefill());
+        assert!(!back.get("sonnet").unwrap().counts_tokens());
         let text = serde_json::to_string(&Catalog::preset("current-us").unwrap()).unwrap();
         assert!(text.contains(r#""prefill":false"#), "{text}");
     }

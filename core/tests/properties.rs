@@ -108,16 +108,17 @@ proptest! {
         sent in seam_text(),
         continuation in seam_text(),
         cuts in prop::collection::vec(0usize..30, 0..6),
+        prefill in any::<bool>(),
     ) {
         use mangaassist_core::continuation::{Seam, SeamFilter, seam};
-        let whole = match seam(&sent, &continuation, true) {
+        let whole = match seam(&sent, &continuation, true, prefill) {
             Seam::Skip(n) => continuation[n..].to_string(),
             Seam::Wait => unreachable!("a complete continuation is always decided"),
         };
         let chars: Vec<char> = continuation.chars().collect();
         let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(chars.len())).collect();
         bounds.sort_unstable();
-        let mut filter = SeamFilter::new(&sent);
+        let mut filter = SeamFilter::new(&sent, prefill);
         let mut passed = String::new();
         let mut from = 0;
         for to in bounds.into_iter().chain(std::iter::once(chars.len())) {

@@ -557,6 +557,8 @@ BODY_CASES["preset_current_us_history_ends_user"] = {
     "message": "続きは？", "catalog": "current-us", "modelPreference": "quality",
     "history": [turn("assistant", "a0")] + alternating(4), "system": "s"}
 BODY_CASES["preset_unknown"] = {"message": "hi", "catalog": "current-mars", "system": "s"}
+BODY_CASES["preset_unknown_with_quotes"] = {"message": "hi", "catalog": 'cur"rent\\', "system": "s"}
+BODY_CASES["preset_null_is_absent"] = {"message": "hi", "catalog": None, "system": "s"}
 
 
 # --------------------------------------------------------------------------
@@ -581,28 +583,38 @@ for _prefill in (True, False):
         f"{_p}_unit_separator_kept": {"body": _body(_Q), "sent": "x\x1f", "prefill": _prefill},
         f"{_p}_with_history": {"body": _body(turn("user", "a"), turn("assistant", "b"), turn("user", "c")),
                                 "sent": "Frieren by", "prefill": _prefill},
+        f"{_p}_other_fields_dropped_integer_temperature": {
+            "body": {**_body(_Q), "temperature": 1, "top_p": 0.9, "stop_sequences": ["x"]},
+            "sent": "はい", "prefill": _prefill},
     })
 
 _SENT = "you may enjoy One Piece by "
 SEAM_CASES = {
-    "two_words_repeated": {"sent": _SENT, "continuation": "Piece by Oda and", "complete": False},
-    "nothing_repeated": {"sent": _SENT, "continuation": "Oda and", "complete": False},
-    "held_back_space_repeated": {"sent": _SENT, "continuation": " Oda", "complete": False},
-    "two_letters_are_a_coincidence": {"sent": "a bo", "continuation": "ok", "complete": False},
-    "three_letters_count": {"sent": "a boo", "continuation": "book", "complete": False},
-    "japanese_repeat": {"sent": "おすすめは『ワンピース", "continuation": "ワンピース』と", "complete": False},
-    "japanese_no_repeat": {"sent": "おすすめは『ワンピース", "continuation": "』と『鬼滅", "complete": False},
-    "prefix_of_a_repeat_waits": {"sent": _SENT, "continuation": "Pie", "complete": False},
-    "empty_waits": {"sent": _SENT, "continuation": "", "complete": False},
-    "prefix_of_a_repeat_complete": {"sent": _SENT, "continuation": "Pie", "complete": True},
-    "empty_complete": {"sent": _SENT, "continuation": "", "complete": True},
-    "nothing_sent": {"sent": "", "continuation": "abc", "complete": False},
-    "whole_text_repeated": {"sent": "One Piece", "continuation": "One Piece by Oda", "complete": False},
-    "longest_repeat_wins": {"sent": "la la la ", "continuation": "la la la la!", "complete": False},
-    "repeat_beyond_window_not_seen": {"sent": "x" + "y" * 200, "continuation": "x" + "y" * 200 + "z", "complete": False},
-    "repeat_at_window_edge": {"sent": "x" + "y" * 199, "continuation": "x" + "y" * 199 + "z", "complete": False},
-    "astral_characters": {"sent": "𠮷野家の😀", "continuation": "家の😀です", "complete": False},
-    "combining_marks": {"sent": "cafe\u0301 au", "continuation": "e\u0301 au lait", "complete": False},
+    "two_words_repeated": {"sent": _SENT, "continuation": "Piece by Oda and", "complete": False, "prefill": False},
+    "nothing_repeated": {"sent": _SENT, "continuation": "Oda and", "complete": False, "prefill": False},
+    "held_back_space_repeated": {"sent": _SENT, "continuation": " Oda", "complete": False, "prefill": False},
+    "two_letters_are_a_coincidence": {"sent": "a bo", "continuation": "ok", "complete": False, "prefill": False},
+    "three_letters_count": {"sent": "a boo", "continuation": "book", "complete": False, "prefill": False},
+    "japanese_repeat": {"sent": "おすすめは『ワンピース", "continuation": "ワンピース』と", "complete": False, "prefill": False},
+    "japanese_no_repeat": {"sent": "おすすめは『ワンピース", "continuation": "』と『鬼滅", "complete": False, "prefill": False},
+    "prefix_of_a_repeat_waits": {"sent": _SENT, "continuation": "Pie", "complete": False, "prefill": False},
+    "empty_waits": {"sent": _SENT, "continuation": "", "complete": False, "prefill": False},
+    "prefix_of_a_repeat_complete": {"sent": _SENT, "continuation": "Pie", "complete": True, "prefill": False},
+    "empty_complete": {"sent": _SENT, "continuation": "", "complete": True, "prefill": False},
+    "nothing_sent": {"sent": "", "continuation": "abc", "complete": False, "prefill": False},
+    "whole_text_repeated": {"sent": "One Piece", "continuation": "One Piece by Oda", "complete": False, "prefill": False},
+    "longest_repeat_wins": {"sent": "la la la ", "continuation": "la la la la!", "complete": False, "prefill": False},
+    "repeat_beyond_window_not_seen": {"sent": "x" + "y" * 200, "continuation": "x" + "y" * 200 + "z", "complete": False, "prefill": False},
+    "repeat_at_window_edge": {"sent": "x" + "y" * 199, "continuation": "x" + "y" * 199 + "z", "complete": False, "prefill": False},
+    "astral_characters": {"sent": "𠮷野家の😀", "continuation": "家の😀です", "complete": False, "prefill": False},
+    "combining_marks": {"sent": "cafe\u0301 au", "continuation": "e\u0301 au lait", "complete": False, "prefill": False},
+    "prefill_table_row_not_a_repeat": {"sent": "| Title | Vol |\n|---", "continuation": "|---|\n", "complete": False, "prefill": True},
+    "no_prefill_table_row_taken_as_repeat": {"sent": "| Title | Vol |\n|---", "continuation": "|---|\n", "complete": False, "prefill": False},
+    "prefill_held_back_space": {"sent": _SENT, "continuation": " Oda", "complete": False, "prefill": True},
+    "prefill_words_kept": {"sent": _SENT, "continuation": "Piece by Oda", "complete": False, "prefill": True},
+    "prefill_waits_for_whitespace_only": {"sent": "you may \u3000", "continuation": " ", "complete": False, "prefill": True},
+    "prefill_empty_waits_after_whitespace": {"sent": "you may ", "continuation": "", "complete": False, "prefill": True},
+    "prefill_empty_decided_without_whitespace": {"sent": "you may", "continuation": "", "complete": False, "prefill": True},
 }
 
 

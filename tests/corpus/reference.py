@@ -179,7 +179,7 @@ def build_messages(message, history):
 def body_report(inp):
     message = inp["message"]
     catalog = CATALOG
-    if "catalog" in inp:
+    if inp.get("catalog") is not None:
         catalog = preset(inp["catalog"])
         if catalog is None:
             return error("invalid_catalog", f'no catalog preset "{inp["catalog"]}"; the presets are {", ".join(PRESETS)}')
@@ -224,7 +224,11 @@ WHITE_SPACE = set(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range
 def continuation(inp):
     body, sent = inp["body"], inp["sent"]
     so_far = sent.rstrip("".join(WHITE_SPACE))
-    out = {**body, "messages": list(body["messages"])}
+    # The body as the core reads it: its five fields (others are dropped),
+    # the temperature a float.
+    out = {"anthropic_version": body["anthropic_version"], "max_tokens": body["max_tokens"],
+           "temperature": float(body["temperature"]), "system": body["system"],
+           "messages": [{"role": t["role"], "content": t["content"]} for t in body["messages"]]}
     if so_far:
         out["messages"].append({"role": "assistant", "content": so_far})
         if not inp["prefill"]:
@@ -233,10 +237,11 @@ def continuation(inp):
 
 
 def seam(inp):
-    sent, cont, complete = inp["sent"], inp["continuation"], inp["complete"]
+    sent, cont, complete, prefill = inp["sent"], inp["continuation"], inp["complete"], inp["prefill"]
     for n in range(min(len(sent), MAX_SEAM_CHARS), 0, -1):
         suffix = sent[-n:]
-        if n < MIN_SEAM_CHARS and not all(c in WHITE_SPACE for c in suffix):
+        whitespace = all(c in WHITE_SPACE for c in suffix)
+        if not (whitespace or (not prefill and n >= MIN_SEAM_CHARS)):
             continue
         if cont.startswith(suffix):
             return {"repeat": suffix, "rest": cont[len(suffix):]}

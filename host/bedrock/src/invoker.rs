@@ -343,7 +343,8 @@ impl Invoker {
         let result = self
             .run(candidates, budget, |index, candidate, bounds| {
                 let so_far = lock(&sink).0.clone();
-                let body = continuation_body(candidate.body, &so_far, candidate.model.prefill);
+                let body =
+                    continuation_body(candidate.body, &so_far, candidate.model.accepts_prefill());
                 let sink = &sink;
                 async move {
                     let candidate = Candidate {
@@ -371,8 +372,8 @@ impl Invoker {
 
     /// The exact input tokens of `body` for `model`, from Bedrock's
     /// CountTokens (asked with the base model id, which it requires), in
-    /// the first region in health order that answers within `limit`
-    /// each. Region health is left alone: counting is advisory, and its
+    /// the first region in health order that answers, all within `limit`.
+    /// Region health is left alone: counting is advisory, and its
     /// failures say little about invoking. A model the catalog does not
     /// mark `countTokens` is refused without a call.
     pub async fn count_tokens(
@@ -382,7 +383,7 @@ impl Invoker {
         limit: Duration,
     ) -> Result<u64, RegionFailure> {
         let id = model.count_tokens_model_id();
-        if !model.count_tokens {
+        if !model.counts_tokens() {
             return Err(local(
                 "-",
                 id,
@@ -391,7 +392,11 @@ impl Invoker {
             ));
         }
         let mut last = local("-", id, "no_client", "no region to ask".into());
+        let deadline = Instant::now() + limit;
         for index in self.health.order() {
+            if Instant::now() >= deadline {
+                break;
+            }
             let candidate = Candidate { model, body };
             let (region, client, payload) = match self.prepare(index, candidate) {
                 Ok(prepared) => prepared,
@@ -406,7 +411,7 @@ impl Invoker {
                 .model_id(id)
                 .input(CountTokensInput::InvokeModel(request))
                 .send();
-            match tokio::time::timeout(limit, call).await {
+            match tokio::time::timeout_at(deadline, call).await {
                 Ok(Ok(output)) => {
                     return u64::try_from(output.input_tokens()).map_err(|_| {
                         local(
@@ -614,7 +619,7 @@ impl Invoker {
         // A continuation may repeat the end of what was sent (whitespace
         // held back from a prefill, or words a model asked to continue
         // repeats): the core's seam rule drops it.
-        let mut seam = SeamFilter::new(&so_far);
+        let mut seam = SeamFilter::new(&so_far, model.accepts_prefill());
         let mut usage = Usage::default();
         let mut pieces = 0u64;
         let mut started = false;

@@ -46,7 +46,7 @@ fn no_prefill() -> ModelSpec {
         .get("sonnet")
         .unwrap()
         .clone();
-    assert!(!model.prefill);
+    assert!(!model.accepts_prefill());
     model
 }
 
@@ -280,7 +280,7 @@ async fn cut_stream_continues(model: &ModelSpec, message: &str) {
     let first_five: String = reply::tokens(&full)[..5].concat();
     assert_eq!(pieces[..5].concat(), first_five);
     assert_eq!(emulator.requests("us-west-2"), 1);
-    if !model.prefill {
+    if !model.accepts_prefill() {
         // The continuation did repeat the seam: what the invoker dropped.
         let repeat = reply::seam_repeat(first_five.trim_end());
         assert!(

@@ -103,17 +103,23 @@ pub fn run(path: &Path, mut out: impl Write) -> Result<(), String> {
 
 /// One line as a sample: `{"body","inputTokens"}`, `{"text","inputTokens"}`,
 /// or a Bedrock model-invocation log record (`input.inputBodyJson`,
-/// `input.inputTokenCount`). None: a record without a count (skipped).
+/// `input.inputTokenCount`). None: a log record to skip (no count, no
+/// inline body, or not a Messages body).
 fn sample(line: &str) -> Result<Option<Sample>, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let (texts, reported) = if let Some(input) = v.get("input").filter(|i| i.is_object()) {
-        let Some(reported) = input.get("inputTokenCount") else {
+        // An account's invocation log holds every model's calls: a record
+        // with no count, a body kept in S3 (`inputBodyS3Path`, large
+        // bodies) or a body that is not a Messages body is skipped.
+        let (Some(reported), Some(body)) =
+            (input.get("inputTokenCount"), input.get("inputBodyJson"))
+        else {
             return Ok(None);
         };
-        let body = input
-            .get("inputBodyJson")
-            .ok_or("a log record without input.inputBodyJson")?;
-        (body_texts(body)?, count(reported, "input.inputTokenCount")?)
+        let Ok(texts) = body_texts(body) else {
+            return Ok(None);
+        };
+        (texts, count(reported, "input.inputTokenCount")?)
     } else {
         let reported = count(v.get("inputTokens").ok_or("no inputTokens")?, "inputTokens")?;
         match (v.get("body"), v.get("text")) {
@@ -213,7 +219,9 @@ fn print_summary(report: &Report, skipped: usize) {
         "fitted on {} samples{}; errors are in-sample (|estimate − reported| / reported):",
         report.samples,
         if skipped > 0 {
-            format!(" ({skipped} records without a token count skipped)")
+            format!(
+                " ({skipped} log records skipped: no token count, body in S3, or not a Messages body)"
+            )
         } else {
             String::new()
         }

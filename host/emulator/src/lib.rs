@@ -271,25 +271,17 @@ The conversation must end with a user message.";
 /// Bedrock's words when CountTokens is asked for a model it cannot count.
 pub const COUNT_TOKENS_REFUSED: &str = "The provided model doesn't support counting tokens.";
 
-/// The catalog entry of a current model, by model or profile id.
-fn current_model(model_id: &str) -> Option<mangaassist_core::models::CurrentModel> {
-    let base = mangaassist_core::models::base_model_id(model_id);
-    mangaassist_core::models::current_models()
-        .into_iter()
-        .find(|m| m.base_id == base)
-}
-
 /// Whether the emulated `model_id` refuses an assistant prefill, as the
 /// current models that refuse one do (by their ids in the core's catalog).
 pub fn refuses_prefill(model_id: &str) -> bool {
-    current_model(model_id).is_some_and(|m| !m.prefill)
+    mangaassist_core::models::current_model(model_id).is_some_and(|m| !m.prefill)
 }
 
 /// Whether CountTokens counts for `model_id`: a base id (never a profile
 /// id) of a current model that supports it.
 pub fn counts_tokens(model_id: &str) -> bool {
     mangaassist_core::models::base_model_id(model_id) == model_id
-        && current_model(model_id).is_some_and(|m| m.count_tokens)
+        && mangaassist_core::models::current_model(model_id).is_some_and(|m| m.count_tokens)
 }
 
 fn plan(state: &AppState, model_id: &str, headers: &HeaderMap, body: &Bytes) -> Plan {

@@ -70,7 +70,8 @@ pub struct Service {
 impl Service {
     /// The exact input tokens of `body` for `model`, when `count_tokens` is
     /// on and the catalog marks the model: from the counts kept by model
-    /// and cache key, else from CountTokens within its time bound. None
+    /// and cache key, else from CountTokens within its time bound and the
+    /// `remaining` time of the request. None
     /// (the caller estimates instead) otherwise, or when the count fails:
     /// counting makes a reservation exact, it never stops a request.
     pub async fn exact_input(
@@ -78,8 +79,9 @@ impl Service {
         model: &ModelSpec,
         cache_key: &str,
         body: &mangaassist_core::body::ClaudeBody,
+        remaining: std::time::Duration,
     ) -> Option<u64> {
-        if !self.config.count_tokens || !model.count_tokens {
+        if !self.config.count_tokens || !model.counts_tokens() {
             return None;
         }
         let key = (model.model_id.clone(), cache_key.to_string());
@@ -87,7 +89,8 @@ impl Service {
             self.metrics.count_tokens("cached", None);
             return Some(n);
         }
-        let limit = std::time::Duration::from_millis(self.config.count_tokens_timeout_ms);
+        let limit =
+            std::time::Duration::from_millis(self.config.count_tokens_timeout_ms).min(remaining);
         let started = std::time::Instant::now();
         match self.invoker.count_tokens(model, body, limit).await {
             Ok(n) => {

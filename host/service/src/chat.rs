@@ -412,11 +412,12 @@ async fn send_message(
     //     what the model reported (429 naming the budget).
     //     With `count_tokens`, the input is Bedrock's exact count (the
     //     selected and fallback bodies counted at once), else the estimate.
+    let remaining = deadline.saturating_duration_since(Instant::now());
     let counts = futures_util::future::join_all(
         prepared
             .iter()
             .zip(&models)
-            .map(|(p, (_, spec))| svc.exact_input(spec, &p.cache_key, &p.body)),
+            .map(|(p, (_, spec))| svc.exact_input(spec, &p.cache_key, &p.body, remaining)),
     )
     .await;
     let most = prepared

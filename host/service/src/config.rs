@@ -441,9 +441,6 @@ pub fn resolve_layers(
     let profile = EnvProfile::named(environment)?;
     let table = layered(environment, file_text, ssm, overrides)?;
     let auth_set = table.contains_key("auth_required");
-    if table.contains_key("catalog_preset") && table.contains_key("catalog") {
-        return Err("configuration: catalog_preset and [catalog] are both given; keep one".into());
-    }
     let mut service: ServiceConfig = table
         .try_into()
         .map_err(|e: toml::de::Error| format!("configuration: {e}"))?;
@@ -710,13 +707,13 @@ fn layered(
                 "configuration file: [env.{unknown}] is not an environment: expected dev, staging or prod"
             ));
         }
-        merge(&mut table, file.base);
+        merge(&mut table, file.base)?;
         if let Some(section) = file.env.get(environment) {
-            merge(&mut table, section.clone());
+            merge(&mut table, section.clone())?;
         }
     }
     if let Some(ssm) = ssm {
-        merge(&mut table, ssm.clone());
+        merge(&mut table, ssm.clone())?;
     }
     for (name, value) in overrides {
         let Some(key) = name.strip_prefix("MANGAASSIST_") else {
@@ -731,15 +728,39 @@ fn layered(
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.clone()));
-        table.insert(key, parsed);
+        let mut layer = toml::Table::new();
+        layer.insert(key, parsed);
+        merge(&mut table, layer)?;
     }
     Ok(table)
 }
 
-fn merge(into: &mut toml::Table, from: toml::Table) {
+/// Lays `from` over `into`. `catalog_preset` and `[catalog]` exclude each
+/// other: both in one layer is an error, and either in a later layer
+/// replaces the other from an earlier one (a preset for prod over a base
+/// `[catalog]`, or `MANGAASSIST_CATALOG_PRESET` over the file's catalog).
+fn merge(into: &mut toml::Table, from: toml::Table) -> Result<(), String> {
+    match (
+        from.contains_key("catalog_preset"),
+        from.contains_key("catalog"),
+    ) {
+        (true, true) => {
+            return Err(
+                "configuration: catalog_preset and [catalog] are both given; keep one".into(),
+            );
+        }
+        (true, false) => {
+            into.remove("catalog");
+        }
+        (false, true) => {
+            into.remove("catalog_preset");
+        }
+        (false, false) => {}
+    }
     for (k, v) in from {
         into.insert(k, v);
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -820,6 +841,35 @@ mod tests {
         let both = "catalog_preset = \"current-us\"\n[catalog.selection]\nfast = \"haiku\"\nquality = \"sonnet\"\nautoFastMaxTokens = 1";
         let e = resolve("dev", Some(both), &[]).unwrap_err();
         assert!(e.contains("both given"), "{e}");
+        // A later layer's choice replaces an earlier one's.
+        let base_catalog = "[catalog.selection]\nfast = \"haiku\"\nquality = \"sonnet\"\nautoFastMaxTokens = 1\n[env.prod]\ncatalog_preset = \"current-eu\"";
+        let prod = resolve(
+            "prod",
+            Some(&format!(
+                "{base_catalog}\napi_keys = [{{id = \"a\", sha256 = \"{}\"}}]",
+                "a".repeat(64)
+            )),
+            &[],
+        );
+        let prod = prod.unwrap();
+        assert_eq!(
+            prod.service.catalog.get("haiku").unwrap().model_id,
+            "eu.anthropic.claude-haiku-4-5-20251001-v1:0"
+        );
+        let over = resolve(
+            "dev",
+            Some("catalog_preset = \"current-eu\""),
+            &[("MANGAASSIST_CATALOG_PRESET".into(), "current-us".into())],
+        )
+        .unwrap();
+        assert!(
+            over.service
+                .catalog
+                .get("sonnet")
+                .unwrap()
+                .model_id
+                .starts_with("us.")
+        );
         let bad = "[calibration]\nkana = 1.0\nkanji = 1.0\nlatinWord = 1.0\nother = -0.5\nperRequest = 0.0";
         let e = resolve("dev", Some(bad), &[]).unwrap_err();
         assert!(e.contains("calibration other must be"), "{e}");

@@ -89,8 +89,12 @@ impl Estimator {
     }
 
     /// One answered call: `body` was sent and the model reported `reported`
-    /// input tokens for it.
+    /// input tokens for it (0: none reported, the sample is skipped).
     pub fn observe(&self, body: &ClaudeBody, reported: u64) {
+        // No count reported (a reply without usage): nothing to learn from.
+        if reported == 0 {
+            return;
+        }
         let counts = ScriptCounts::of_body(body);
         // Errors are reported by the script of the new message: the system
         // prompt, the same in every body, would decide otherwise.

@@ -263,6 +263,8 @@ export interface SeamInput {
   continuation: string;
   /** Whether the continuation has ended. */
   complete: boolean;
+  /** Whether it was asked for with a prefill (then only whitespace repeats). */
+  prefill: boolean;
 }
 /** Wait for more text, or the repeated start of a continuation and the rest to pass on. */
 export function seam(input: SeamInput): { wait: true } | { repeat: string; rest: string };

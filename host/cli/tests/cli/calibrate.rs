@@ -44,8 +44,11 @@ fn calibrate_recovers_known_weights_from_every_line_shape() {
                         "inputTokens": TOKENIZER.estimate_counts(ScriptCounts::of(&message))}),
         });
     }
-    // A log record without a count is skipped, not an error.
+    // Log records of other kinds are skipped, not errors: no count, a body
+    // kept in S3, another model family's body.
     lines.push(json!({"input": {"inputBodyJson": {"messages": []}}}));
+    lines.push(json!({"input": {"inputBodyS3Path": "s3://logs/x.json", "inputTokenCount": 90000}}));
+    lines.push(json!({"input": {"inputBodyJson": {"prompt": "hi"}, "inputTokenCount": 3}}));
     let path = file("usage.jsonl", &lines);
     let (out, err, ok) = mangaassist(&["calibrate", path.to_str().unwrap()], Vec::new());
     assert!(ok, "{err}");
