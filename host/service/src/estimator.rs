@@ -29,8 +29,6 @@ pub struct Published {
     pub calibration: Option<Calibration>,
     /// `configured`, `online` (fitted here) or `none`.
     pub source: &'static str,
-    /// Samples the online fit has taken.
-    pub samples: u64,
 }
 
 /// One quantile of one estimator's relative error on one script.
@@ -138,8 +136,13 @@ impl Estimator {
         Published {
             calibration: state.published,
             source: state.source,
-            samples: state.fit.samples(),
         }
+    }
+
+    /// Samples the online fit has taken: for `/metrics` on the admin
+    /// listener only (a public count would tell the traffic).
+    pub fn samples(&self) -> u64 {
+        self.lock().fit.samples()
     }
 
     /// p50 and p90 of each estimator's recent relative error, per script
@@ -210,7 +213,7 @@ mod tests {
             }
         }
         let p = e.published();
-        assert_eq!((p.source, p.samples), ("online", 60));
+        assert_eq!((p.source, e.samples()), ("online", 60));
         let c = p.calibration.unwrap();
         assert!((c.kanji - 1.2).abs() < 0.1, "{c:?}");
         let q = e.error_quantiles();
@@ -230,7 +233,7 @@ mod tests {
         let e = Estimator::new(Some(Calibration::REFERENCE), false, 1);
         e.observe(&body("hello"), 30);
         let p = e.published();
-        assert_eq!((p.source, p.samples), ("configured", 0));
+        assert_eq!((p.source, e.samples()), ("configured", 0));
         assert_eq!(p.calibration, Some(Calibration::REFERENCE));
     }
 }

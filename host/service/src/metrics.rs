@@ -74,6 +74,7 @@ pub struct Metrics {
     connections_turned_away: Family<ReasonLabels, Counter>,
     stores: crate::store_metrics::StoreMetrics,
     estimator_error: Family<EstimatorLabels, Gauge<f64, AtomicU64>>,
+    estimator_samples: Gauge,
     count_tokens: Family<OutcomeLabels, Counter>,
     count_tokens_seconds: Histogram,
     /// Totals already counted, so each render adds only what is new.
@@ -136,6 +137,7 @@ impl Metrics {
             connections_turned_away: Family::default(),
             stores: crate::store_metrics::StoreMetrics::default(),
             estimator_error: Family::default(),
+            estimator_samples: Gauge::default(),
             count_tokens: Family::default(),
             count_tokens_seconds: latency_histogram(),
             turned_away_seen: std::sync::Mutex::new((0, 0)),
@@ -227,6 +229,11 @@ impl Metrics {
             m.estimator_error.clone(),
         );
         registry.register(
+            "estimator_samples",
+            "Samples the calibrated estimator's online fit has taken",
+            m.estimator_samples.clone(),
+        );
+        registry.register(
             "count_tokens",
             "CountTokens calls before a Bedrock call, by outcome (counted, cached, failed)",
             m.count_tokens.clone(),
@@ -239,8 +246,10 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// The estimators' recent error quantiles, as of now.
-    pub fn estimator_errors(&self, quantiles: &[crate::estimator::ErrorQuantile]) {
+    /// The estimators' recent error quantiles and the fit's samples, as of now.
+    pub fn estimator_errors(&self, quantiles: &[crate::estimator::ErrorQuantile], samples: u64) {
+        self.estimator_samples
+            .set(i64::try_from(samples).unwrap_or(i64::MAX));
         for q in quantiles {
             self.estimator_error
                 .get_or_create(&EstimatorLabels {
