@@ -39,6 +39,7 @@ function applyLanguage() {
   document.documentElement.lang = lang;
   for (const el of document.querySelectorAll("[data-text]")) el.textContent = text[el.dataset.text];
   ui.message.placeholder = text.placeholder;
+  ui.message.setAttribute("aria-keyshortcuts", "Enter");
   ui.lang.textContent = lang === "ja" ? "English" : "日本語";
   for (const option of ui.preference.options) option.textContent = text.preference[option.value];
   showStatus();
@@ -221,8 +222,14 @@ ui.clear.addEventListener("click", () => {
   if (sessionId) request("clearSession");
   else showHistory([]);
 });
+// Enter sends and Shift+Enter adds a line, except while an IME composition
+// is open: there Enter confirms the conversion (e.g. かな to 漢字) and must not
+// send. `isComposing` covers the composition itself; keyCode 229 is the
+// keydown some browsers (Safari) send for the confirming Enter just after it.
 ui.message.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) ui.send.click();
+  if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+  e.preventDefault();
+  ui.send.click();
 });
 $("composer").addEventListener("submit", (e) => {
   e.preventDefault();

@@ -193,6 +193,47 @@ test("sending streams the reply, reload restores history, clear empties it", asy
   await context.close();
 });
 
+test("Enter sends, Shift+Enter adds a line, Enter inside an IME composition only confirms it", async () => {
+  const context = await browser.newContext();
+  const page = await openPage(context);
+  // The model selector has a visible label.
+  assert.equal(await page.textContent('label[for="preference"]'), "モデル選択");
+  await page.click("#message");
+  await page.keyboard.type("一行目");
+  await page.keyboard.press("Shift+Enter");
+  await page.keyboard.type("二行目");
+  assert.equal(await page.inputValue("#message"), "一行目\n二行目");
+  // A composition is open (かな being converted): Enter confirms it. The
+  // events are the ones Chromium sends: keydown with isComposing inside
+  // the composition, and (as Safari does) keyCode 229 for the confirming
+  // Enter right after compositionend.
+  const prevented = await page.evaluate(() => {
+    const box = document.getElementById("message");
+    const key = (init) => {
+      const e = new KeyboardEvent("keydown", { key: "Enter", code: "Enter", bubbles: true, cancelable: true, ...init });
+      box.dispatchEvent(e);
+      return e.defaultPrevented;
+    };
+    box.dispatchEvent(new CompositionEvent("compositionstart", { data: "" }));
+    const during = key({ isComposing: true });
+    box.dispatchEvent(new CompositionEvent("compositionend", { data: "漢字" }));
+    const confirming = key({ keyCode: 229 });
+    return { during, confirming };
+  });
+  assert.deepEqual(prevented, { during: false, confirming: false });
+  await page.waitForTimeout(200);
+  assert.equal(await page.locator(".turn.user").count(), 0, "Enter in a composition must not send");
+  assert.equal(await page.inputValue("#message"), "一行目\n二行目");
+  // A plain Enter sends the two lines as one message.
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(".turn.user");
+  assert.match(await page.textContent(".turn.user"), /一行目\n二行目/);
+  assert.equal(await page.inputValue("#message"), "");
+  await page.waitForSelector(".turn.assistant .meta");
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test("the page reconnects to a restarted server", async () => {
   const page = await openPage();
   await stopServer(server);
