@@ -2,13 +2,14 @@
 // talks to `mangaassist serve` over its WebSocket (/v1/ws).
 import init from "mangaassist";
 import { STRINGS } from "./i18n.js";
-import { MAX_BYTES, MAX_CHARS, precheck, useCalibration } from "./precheck.js";
+import { limits, precheck, useCalibration } from "./precheck.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   log: $("log"), status: $("status"), message: $("message"), send: $("send"),
   clear: $("clear"), lang: $("lang"), preference: $("preference"),
   chars: $("chars"), bytes: $("bytes"), tokens: $("tokens"), cost: $("cost"),
+  maxChars: $("max-chars"), maxBytes: $("max-bytes"),
   model: $("model"), refusal: $("refusal"), sanitized: $("sanitized"),
 };
 
@@ -58,9 +59,12 @@ function update() {
   window.__lastPrecheckMs = performance.now() - started;
   const c = current;
   ui.chars.textContent = c.chars.toLocaleString("en");
-  ui.chars.classList.toggle("over", c.chars > MAX_CHARS);
+  const limit = limits();
+  ui.maxChars.textContent = limit.maxMessageChars.toLocaleString("en");
+  ui.maxBytes.textContent = limit.maxMessageBytes.toLocaleString("en");
+  ui.chars.classList.toggle("over", c.chars > limit.maxMessageChars);
   ui.bytes.textContent = c.bytes.toLocaleString("en");
-  ui.bytes.classList.toggle("over", c.bytes > MAX_BYTES);
+  ui.bytes.classList.toggle("over", c.bytes > limit.maxMessageBytes);
   ui.tokens.textContent = c.estimatedTokens.toLocaleString("en");
   ui.tokens.dataset.estimator = c.estimator;
   ui.tokens.title = text.estimator[c.estimator];
@@ -71,7 +75,8 @@ function update() {
   ui.refusal.hidden = !refusal;
   ui.message.setAttribute("aria-invalid", refusal ? "true" : "false");
   if (refusal) {
-    const plain = text.refused[refusal.code] ?? text.refused.other;
+    const explain = text.refused[refusal.code] ?? text.refused.other;
+    const plain = typeof explain === "function" ? explain(limit) : explain;
     ui.refusal.innerHTML = "";
     const code = document.createElement("code");
     code.textContent = refusal.code;
@@ -193,7 +198,9 @@ function receive(frame) {
     }
   } else if (status !== 200) {
     pending?.remove();
-    bubble("error", `${text.error} ${status} ${body.error.code}: ${text.refused[body.error.code] ?? body.error.message}`);
+    const explain = text.refused[body.error.code];
+    const plain = typeof explain === "function" ? explain(limits()) : explain;
+    bubble("error", `${text.error} ${status} ${body.error.code}: ${plain ?? body.error.message}`);
   } else if ("turns" in body) {
     showHistory(body.turns);
   } else if ("cleared" in body) {

@@ -1,4 +1,5 @@
-// The widget's words, Japanese first. Check and contract codes come from the
+// The widget's words, Japanese first. Explanations that name a limit are
+// functions of the checker's limits, so no number is written here. Check and contract codes come from the
 // core (stable snake_case); their explanations for shoppers live here.
 
 export const STRINGS = {
@@ -30,12 +31,12 @@ export const STRINGS = {
     assistant: "アシスタント",
     error: "エラー",
     refused: {
-      too_large: "メッセージが長すぎます（UTF-8 で 16 KiB まで）。",
+      too_large: (l) => `メッセージが長すぎます（UTF-8 で ${l.maxMessageBytes.toLocaleString("en")} バイトまで）。`,
       null_byte: "送信できない文字（NUL）が含まれています。",
       disallowed_pattern: "スクリプトやテンプレートのような記述は送信できません。",
       control_chars: "制御文字や見えない文字が多すぎます。",
       mixed_script: "日本語・中国語の文字とキリル文字を同時に含むメッセージは送信できません。",
-      too_long: "4000 文字までです。",
+      too_long: (l) => `${l.maxMessageChars.toLocaleString("en")} 文字までです。`,
       too_short: "メッセージを入力してください。",
       empty_message: "空白だけのメッセージは送信できません。",
       session_not_found: "会話の有効期限が切れました。もう一度送信してください。",
@@ -70,12 +71,12 @@ export const STRINGS = {
     assistant: "Assistant",
     error: "Error",
     refused: {
-      too_large: "The message is too long (16 KiB of UTF-8 at most).",
+      too_large: (l) => `The message is too long (${l.maxMessageBytes.toLocaleString("en")} bytes of UTF-8 at most).`,
       null_byte: "The message contains a character that cannot be sent (NUL).",
       disallowed_pattern: "Script- or template-like text cannot be sent.",
       control_chars: "Too many control or invisible characters.",
       mixed_script: "A message cannot mix CJK characters with Cyrillic ones.",
-      too_long: "4,000 characters at most.",
+      too_long: (l) => `${l.maxMessageChars.toLocaleString("en")} characters at most.`,
       too_short: "Type a message first.",
       empty_message: "A message of only spaces cannot be sent.",
       session_not_found: "This conversation has expired; please send your message again.",

@@ -1,19 +1,29 @@
-// What the widget shows while the user types: one call into the npm
+// What the widget shows while the user types: a Checker from the npm
 // package, which runs the same core (and so makes the same decisions, in the
-// same order) as the server. Only the cost estimate is a second call.
-import { estimateCost, estimateTokensCalibrated, precheck as corePrecheck } from "mangaassist";
+// same order) as the server. The page hard-codes no limit: they come from
+// the checker's policy.
+import { Checker } from "mangaassist";
 
-/** Largest UTF-8 size of a message (SPEC 3 `too_large`). */
-export const MAX_BYTES = 16 * 1024;
-/** Largest message in code points (SPEC 2). */
-export const MAX_CHARS = 4000;
-
-/** The weights the server publishes at /v1/estimator, once it has any. */
+/** The checker in use; built on first use (after the package's init()). */
+let checker = null;
+/** The server's calibrated estimator weights, once it publishes any. */
 let calibration = null;
+
+function current() {
+  checker ??= new Checker({ calibration });
+  return checker;
+}
 
 /** Estimates with the server's calibrated weights from now on (null: SPEC 5's reference). */
 export function useCalibration(weights) {
   calibration = weights ?? null;
+  checker?.free();
+  checker = null;
+}
+
+/** The policy's and contract's limits: `{maxMessageBytes, maxMessageChars, ...}`. */
+export function limits() {
+  return current().limits();
 }
 
 /**
@@ -23,10 +33,9 @@ export function useCalibration(weights) {
  * service's first refusal (`{code, detail}`) or null.
  */
 export function precheck(message, sessionId, preference) {
-  const report = corePrecheck({ message, sessionId, modelPreference: preference });
+  const c = current();
+  const report = c.precheck({ message, sessionId, modelPreference: preference });
+  const estimatedTokens = c.estimateTokens(message);
   const estimator = calibration ? "calibrated" : "reference";
-  const estimatedTokens = calibration
-    ? estimateTokensCalibrated({ text: message, calibration }).estimatedTokens
-    : report.estimatedTokens;
-  return { ...report, estimatedTokens, estimator, cost: estimateCost(report.model.key, estimatedTokens, 0) };
+  return { ...report, estimatedTokens, estimator, cost: c.estimateCost(report.model.key, estimatedTokens, 0) };
 }

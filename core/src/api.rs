@@ -364,3 +364,205 @@ impl From<&Error> for ErrorReport {
         ErrorReport::new(e.code(), e.message())
     }
 }
+
+/// What a [`Checker`] is built from: every part optional (SPEC defaults).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckerOptions {
+    /// The message checks' configuration.
+    #[serde(default)]
+    pub policy: Option<crate::policy::PolicyConfig>,
+    /// A catalog, or the name of a preset ([`Catalog::PRESETS`]).
+    #[serde(default)]
+    pub catalog: Option<CatalogChoice>,
+    /// Weights of the calibrated estimator (as a service publishes them).
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+}
+
+/// A catalog given whole or by preset name.
+#[derive(Debug, Clone)]
+pub enum CatalogChoice {
+    /// A preset's name.
+    Preset(String),
+    /// A whole catalog.
+    Catalog(Catalog),
+}
+
+/// A string is a preset's name, anything else a whole catalog. Written out
+/// rather than `#[serde(untagged)]`, whose buffering costs the browser
+/// package kilobytes and whose error names neither shape's problem.
+impl<'de> Deserialize<'de> for CatalogChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(name) => Ok(CatalogChoice::Preset(name)),
+            other => Catalog::deserialize(other)
+                .map(CatalogChoice::Catalog)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The limits a client shows and enforces as it goes, from the policy and
+/// the contract, so no page hard-codes them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Largest UTF-8 size of a message (SPEC 3 `too_large`).
+    pub max_message_bytes: usize,
+    /// Fewest code points of a message (SPEC 2 `too_short`).
+    pub min_message_chars: usize,
+    /// Most code points of a message (SPEC 2 `too_long`).
+    pub max_message_chars: usize,
+    /// Largest share of control code points (SPEC 3 `control_chars`).
+    pub max_control_ratio: f64,
+}
+
+/// A policy, catalog and estimator compiled once, answering as the service
+/// configured with them would: what a client builds from a server's
+/// published configuration, so both decide alike.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    policy: Policy,
+    catalog: Catalog,
+    calibration: Option<Calibration>,
+    limits: Limits,
+}
+
+impl Checker {
+    /// Compiles `options`: `invalid_pattern` / `invalid_policy`,
+    /// `invalid_catalog`, `invalid_argument` (weights) when they are wrong.
+    pub fn new(options: &CheckerOptions) -> Result<Self, Error> {
+        let config = options.policy.clone().unwrap_or_default();
+        let policy = Policy::new(&config)?;
+        let catalog = match &options.catalog {
+            None => Catalog::spec_default(),
+            Some(CatalogChoice::Preset(name)) => Catalog::preset(name)?,
+            Some(CatalogChoice::Catalog(catalog)) => catalog.clone(),
+        };
+        catalog.validate()?;
+        if let Some(c) = &options.calibration {
+            c.validate()?;
+        }
+        Ok(Checker {
+            policy,
+            catalog,
+            calibration: options.calibration,
+            limits: Limits {
+                max_message_bytes: config.max_message_bytes,
+                min_message_chars: crate::contract::MESSAGE_MIN_CHARS,
+                max_message_chars: crate::contract::MESSAGE_MAX_CHARS,
+                max_control_ratio: config.max_control_ratio,
+            },
+        })
+    }
+
+    /// SPEC's policy and catalog, no calibration.
+    pub fn spec_default() -> Result<Self, Error> {
+        Self::new(&CheckerOptions::default())
+    }
+
+    /// The limits of this checker's policy and of the contract.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The catalog it selects from.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// [`check_report`] under this policy.
+    pub fn check(&self, message: &str) -> CheckReport {
+        check_report(&self.policy, message)
+    }
+
+    /// [`precheck_report`] under this policy and catalog.
+    pub fn precheck(&self, input: &PrecheckInput) -> Result<PrecheckReport, Error> {
+        precheck_report(&self.policy, &self.catalog, input)
+    }
+
+    /// [`screen`] under this policy.
+    pub fn screen(&self, request_json: &str) -> Screening {
+        screen(&self.policy, request_json)
+    }
+
+    /// [`body_report`] from this catalog.
+    pub fn body(&self, input: &BodyInput) -> Result<BodyReport, Error> {
+        body_report(&self.catalog, input)
+    }
+
+    /// The model chosen for `preference` and `message`.
+    pub fn select(&self, preference: ModelPreference, message: &str) -> Result<ModelChoice, Error> {
+        self.catalog.choice(preference, message)
+    }
+
+    /// Dollar cost of a call to catalog model `key`.
+    pub fn cost(&self, key: &str, input_tokens: u64, output_tokens: u64) -> Result<f64, Error> {
+        self.catalog.cost(key, input_tokens, output_tokens)
+    }
+
+    /// The estimate of a text a client shows: the calibrated one when the
+    /// checker has weights, else SPEC 5's reference.
+    pub fn estimate_tokens(&self, text: &str) -> u64 {
+        match &self.calibration {
+            Some(c) => c.estimate_text(text),
+            None => crate::tokens::estimate_tokens_reference(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod checker_tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    fn options(json: &str) -> CheckerOptions {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_checker_answers_with_its_own_policy_catalog_and_weights() {
+        let c = Checker::new(&options(
+            r#"{"policy":{"disallowedPatterns":["spoiler"],"maxMessageBytes":64},
+                "catalog":"current-us",
+                "calibration":{"kana":1.0,"kanji":2.0,"latinWord":1.0,"other":0.5,"perRequest":9.0}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            c.check("no spoiler please").code.as_deref(),
+            Some("disallowed_pattern")
+        );
+        assert!(c.check("<script>").valid, "only its own patterns");
+        assert_eq!(c.check(&"a".repeat(65)).code.as_deref(), Some("too_large"));
+        let limits = c.limits();
+        assert_eq!(
+            (limits.max_message_bytes, limits.max_message_chars),
+            (64, 4000)
+        );
+        let body = c
+            .body(&serde_json::from_str(r#"{"message":"hi","modelPreference":"quality"}"#).unwrap())
+            .unwrap();
+        assert_eq!(body.model.id, "us.anthropic.claude-sonnet-4-6");
+        assert_eq!(c.estimate_tokens("漫画"), 4);
+        assert_eq!(c.cost("haiku", 1000, 0).unwrap(), 0.001);
+        let spec = Checker::spec_default().unwrap();
+        assert_eq!(spec.estimate_tokens("漫画"), 3);
+        assert_eq!(spec.limits().max_message_bytes, 16_384);
+    }
+
+    #[test]
+    fn bad_options_are_refused_with_their_codes() {
+        let code = |json: &str| Checker::new(&options(json)).unwrap_err().code();
+        assert_eq!(
+            code(r#"{"policy":{"disallowedPatterns":["("]}}"#),
+            "invalid_pattern"
+        );
+        assert_eq!(code(r#"{"catalog":"current-mars"}"#), "invalid_catalog");
+        assert_eq!(
+            code(r#"{"calibration":{"kana":-1,"kanji":1,"latinWord":1,"other":1,"perRequest":0}}"#),
+            "invalid_argument"
+        );
+        assert!(serde_json::from_str::<CheckerOptions>(r#"{"polcy":{}}"#).is_err());
+    }
+}

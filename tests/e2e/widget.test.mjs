@@ -96,6 +96,9 @@ test("typing Japanese updates the counters as the core computes them", async () 
   const page = await openPage();
   await page.fill("#message", "ワンピースの最新刊はありますか？");
   assert.equal(await page.textContent("#chars"), "16");
+  // The limits come from the checker's policy, not from the page.
+  assert.equal(await page.textContent("#max-chars"), "4,000");
+  assert.equal(await page.textContent("#max-bytes"), "16,384");
   assert.equal(await page.textContent("#bytes"), "48");
   // SPEC 5: 15 code points in U+3000–U+9FFF and the full-width "？"
   // (U+FF1F, outside it): floor(15 × 1.5 + 0.5) = 23.
@@ -150,6 +153,7 @@ test("a disallowed pattern disables send and says why", async () => {
   await page.screenshot({ path: join(shots, "refused.png") });
   await page.fill("#message", "a".repeat(4001));
   assert.equal(await page.getAttribute("#refusal", "data-code"), "too_long");
+  assert.match(await page.textContent("#refusal"), /4,000 文字まで/);
   assert.equal(await page.isDisabled("#send"), true);
   await page.fill("#message", "普通の質問です");
   assert.equal(await page.isHidden("#refusal"), true);

@@ -68,6 +68,57 @@ for (const [suite, answer] of Object.entries(suites)) {
   });
 }
 
+// The same suites through Checker handles: one compiled per policy vector,
+// one default for the rest. Answers must be the free functions' exactly.
+const viaChecker = {
+  policy: (v) => guarded(() => new m.Checker({ policy: v.input.policy }).check(v.input.message)),
+  check: (v, c) => c.check(v.input.message),
+  body: (v, c) => guarded(() => c.buildBody(v.input)),
+  precheck: (v, c) => guarded(() => c.precheck(v.input)),
+  screen: (v, c) => guarded(() => c.screen(v.rawInput)),
+  contract: (v, c) => c.validateRequest(v.input),
+  cache_key: (v, c) => guarded(() => ({ cacheKey: c.cacheKey(v.rawInput) })),
+};
+
+for (const [suite, answer] of Object.entries(viaChecker)) {
+  test(`corpus/${suite} through a Checker`, () => {
+    const checker = new m.Checker();
+    const failures = [];
+    for (const v of load(suite)) {
+      const actual = JSON.stringify(answer(v, checker));
+      const expected = JSON.stringify(v.expected);
+      if (actual !== expected) failures.push(`${v.name}\n  expected ${expected.slice(0, 300)}\n  actual   ${actual.slice(0, 300)}`);
+    }
+    checker.free();
+    assert.equal(failures.length, 0, failures.slice(0, 10).join("\n"));
+  });
+}
+
+test("a Checker carries its policy's limits, its catalog and its weights", () => {
+  assert.deepEqual(m.limits(), { maxMessageBytes: 16384, minMessageChars: 1, maxMessageChars: 4000, maxControlRatio: 0.05 });
+  const calibration = { kana: 1.0, kanji: 2.0, latinWord: 1.0, other: 0.5, perRequest: 9.0 };
+  const c = new m.Checker({ policy: { maxMessageBytes: 64, disallowedPatterns: ["spoiler"] }, catalog: "current-jp", calibration });
+  assert.equal(c.limits().maxMessageBytes, 64);
+  assert.equal(c.check("no spoiler").code, "disallowed_pattern");
+  assert.equal(c.check("<script>").valid, true, "only its own patterns");
+  assert.equal(c.buildBody({ message: "hi", modelPreference: "quality" }).model.id, "jp.anthropic.claude-sonnet-4-6");
+  assert.equal(c.selectModel("fast", "x").id, "global.anthropic.claude-haiku-4-5-20251001-v1:0");
+  assert.equal(c.estimateCost("haiku", 1000, 0), 0.001);
+  // The calibrated estimate, as estimateTokensCalibrated gives it.
+  const text = "ワンピースの最新刊はありますか？";
+  assert.equal(c.estimateTokens(text), m.estimateTokensCalibrated({ text, calibration }).estimatedTokens);
+  assert.equal(new m.Checker().estimateTokens(text), m.estimateTokens(text));
+  c.free();
+  for (const [options, code] of [
+    [{ policy: { disallowedPatterns: ["("] } }, "invalid_pattern"],
+    [{ catalog: "current-mars" }, "invalid_catalog"],
+    [{ calibration: { ...calibration, kana: -1 } }, "invalid_argument"],
+    [{ polcy: {} }, "invalid_input"],
+  ]) {
+    assert.throws(() => new m.Checker(options), (e) => e instanceof Error && e.code === code, JSON.stringify(options));
+  }
+});
+
 test("cacheKey of an object equals the key of its JSON text when JS keeps the numbers", () => {
   let compared = 0;
   for (const v of load("cache_key")) {

@@ -21,8 +21,9 @@ if (validateRequest({ action: "x" }).length !== 2) throw new Error("contract");
 console.log("import ok: mangaassist " + version());
 JS
 cat > use.cjs <<'JS'
-const { check } = require("mangaassist");
+const { check, Checker } = require("mangaassist");
 if (!check("こんにちは").valid) throw new Error("require");
+if (new Checker({ catalog: "current-eu" }).limits().maxMessageChars !== 4000) throw new Error("require Checker");
 console.log("require ok");
 JS
 node use.mjs
@@ -30,13 +31,17 @@ node use.cjs
 # The types: a strict TypeScript compile of typed usage, and no `any` in them.
 if grep -nw 'any' node_modules/mangaassist/index.d.ts; then echo "index.d.ts uses any" >&2; exit 1; fi
 cat > use.mts <<'TS'
-import init, { check, buildBody, type CheckReport, type BodyReport, type Violation, validateRequest } from "mangaassist";
+import init, { check, buildBody, Checker, type CheckReport, type BodyReport, type Limits, type Violation, validateRequest } from "mangaassist";
 await init();
 const r: CheckReport = check("x", { maxControlRatio: 0.1 });
 const code: "too_large" | "null_byte" | "disallowed_pattern" | "control_chars" | "mixed_script" | null = r.code;
 const b: BodyReport = buildBody({ message: "hi", history: [{ role: "user", content: "a" }], modelPreference: "fast" });
 const v: Violation[] = validateRequest({});
-console.log(code, b.body.messages.length, v.length);
+const c = new Checker({ policy: { maxMessageBytes: 64 }, catalog: "current-us" });
+const l: Limits = c.limits();
+const n: number = c.estimateTokens("漫画");
+c.free();
+console.log(code, b.body.messages.length, v.length, l.maxMessageBytes, n);
 TS
 npm install --silent --no-audit --no-fund typescript@5 >/dev/null
 npx tsc --noEmit --strict --module nodenext --moduleResolution nodenext --target es2022 use.mts

@@ -293,3 +293,65 @@ export default function init(
 ): Promise<unknown>;
 /** Browsers: instantiates from bytes or a compiled module. Node: no-op. */
 export function initSync(module?: { module: BufferSource | WebAssembly.Module } | BufferSource | WebAssembly.Module): unknown;
+
+/** One catalog model (SPEC 8 fields, camelCase; capabilities optional). */
+export interface ModelSpec {
+  modelId: string;
+  maxTokens: number;
+  temperature: number;
+  inputPricePer1k: number;
+  outputPricePer1k: number;
+  timeoutMs: number;
+  prefill?: boolean;
+  countTokens?: boolean;
+  contextWindow?: number;
+  maxOutputTokens?: number;
+}
+/** A model catalog and its selection rule. */
+export interface Catalog {
+  models: { [key: string]: ModelSpec };
+  selection: { fast: string; quality: string; autoFastMaxTokens: number };
+}
+/** The catalog presets. */
+export type CatalogPreset = "spec" | "current-global" | "current-us" | "current-eu" | "current-jp";
+/** What a {@link Checker} is built from; every part optional (SPEC defaults). */
+export interface CheckerOptions {
+  policy?: PolicyConfig | null;
+  catalog?: Catalog | CatalogPreset | null;
+  calibration?: Calibration | null;
+}
+/** The limits a page shows and enforces as the user types. */
+export interface Limits {
+  /** Largest UTF-8 size of a message (`too_large`). */
+  maxMessageBytes: number;
+  /** Fewest code points (`too_short`). */
+  minMessageChars: number;
+  /** Most code points (`too_long`). */
+  maxMessageChars: number;
+  /** Largest share of control code points (`control_chars`). */
+  maxControlRatio: number;
+}
+/**
+ * A policy, catalog and calibrated estimator compiled once, answering as a
+ * service configured with them would. Throws {@link MangaAssistError}
+ * (`invalid_pattern`, `invalid_policy`, `invalid_catalog`,
+ * `invalid_argument`, `invalid_input`) when the options are wrong.
+ */
+export class Checker {
+  constructor(options?: CheckerOptions | null);
+  check(message: string): CheckReport;
+  precheck(input: PrecheckInput): PrecheckReport;
+  screen(requestJson: string): Screening;
+  validateRequest(request: unknown): Violation[];
+  buildBody(input: BodyInput): BodyReport;
+  cacheKey(body: { [key: string]: Json } | string): string;
+  selectModel(preference: ModelPreference, message: string): ModelChoice;
+  estimateCost(model: string, inputTokens: number, outputTokens: number): number;
+  /** Calibrated with the checker's weights, else SPEC 5's reference. */
+  estimateTokens(text: string): number;
+  limits(): Limits;
+  /** Frees the compiled policy now rather than at garbage collection. */
+  free(): void;
+}
+/** SPEC's limits (those of a default {@link Checker}). */
+export function limits(): Limits;

@@ -4,11 +4,11 @@
 use std::cell::OnceCell;
 
 use mangaassist_core::api::{
-    BodyInput, ErrorReport, PrecheckInput, body_report, cache_key_report, check_report,
-    precheck_report, screen as core_screen,
+    BodyInput, Checker as CoreChecker, CheckerOptions, ErrorReport, PrecheckInput,
+    cache_key_report, check_report,
 };
 use mangaassist_core::contract::validate_request;
-use mangaassist_core::models::{Catalog, ModelPreference};
+use mangaassist_core::models::ModelPreference;
 use mangaassist_core::policy::{Policy, PolicyConfig};
 use mangaassist_core::sanitize::sanitize as core_sanitize;
 use mangaassist_core::schema::request_schema;
@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 
 thread_local! {
-    // Compiled once per JS realm: a binding cache, not behaviour.
-    static POLICY: OnceCell<Result<Policy, ErrorReport>> = const { OnceCell::new() };
-    static CATALOG: Catalog = Catalog::spec_default();
+    // The SPEC-default checker the free functions use, compiled once per JS
+    // realm: a binding cache, not behaviour.
+    static DEFAULT: OnceCell<Result<CoreChecker, ErrorReport>> = const { OnceCell::new() };
 }
 
 /// A JS `Error` with `code` set, from the core's error answer.
@@ -41,13 +41,151 @@ fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, JsValue> {
         .map_err(|e| js_error(&ErrorReport::new("invalid_input", &e.to_string())))
 }
 
-fn with_policy<T>(f: impl FnOnce(&Policy) -> T) -> Result<T, JsValue> {
-    POLICY.with(|cell| {
-        match cell.get_or_init(|| Policy::spec_default().map_err(|e| ErrorReport::from(&e))) {
-            Ok(policy) => Ok(f(policy)),
+fn with_default<T>(f: impl FnOnce(&CoreChecker) -> T) -> Result<T, JsValue> {
+    DEFAULT.with(|cell| {
+        match cell.get_or_init(|| CoreChecker::spec_default().map_err(|e| ErrorReport::from(&e))) {
+            Ok(checker) => Ok(f(checker)),
             Err(report) => Err(js_error(report)),
         }
     })
+}
+
+fn core_err(e: &mangaassist_core::Error) -> JsValue {
+    js_error(&ErrorReport::from(e))
+}
+
+/// A JS number of tokens as a count: whole, 0 or more, exact.
+fn token_count(n: f64, what: &str) -> Result<u64, JsValue> {
+    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "checked above"
+        )]
+        Ok(n as u64)
+    } else {
+        Err(js_error(&ErrorReport::new(
+            "invalid_argument",
+            &format!("{what} must be a whole number of tokens, 0 or more"),
+        )))
+    }
+}
+
+/// Far below 2^53: exact as a JS number.
+#[allow(clippy::cast_precision_loss, reason = "far below 2^53")]
+fn as_number(n: u64) -> f64 {
+    n as f64
+}
+
+/// A policy, catalog and calibrated estimator compiled once
+/// (`new Checker({policy, catalog, calibration})`, every part optional),
+/// answering as a service configured with them would: build it from what
+/// the server publishes and the page decides as the server does.
+#[wasm_bindgen]
+pub struct Checker {
+    inner: CoreChecker,
+}
+
+#[wasm_bindgen]
+impl Checker {
+    /// Compiles the options; throws with `invalid_pattern`,
+    /// `invalid_policy`, `invalid_catalog`, `invalid_argument` or
+    /// `invalid_input` (unknown or mistyped fields).
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> Result<Checker, JsValue> {
+        // Through JSON, so unknown fields are refused as in every engine
+        // (serde-wasm-bindgen reads only the fields a struct names).
+        let options: CheckerOptions = if options.is_undefined() || options.is_null() {
+            CheckerOptions::default()
+        } else {
+            let json: serde_json::Value = from_js(options)?;
+            serde_json::from_value(json)
+                .map_err(|e| js_error(&ErrorReport::new("invalid_input", &e.to_string())))?
+        };
+        CoreChecker::new(&options)
+            .map(|inner| Checker { inner })
+            .map_err(|e| core_err(&e))
+    }
+
+    /// Checks, sanitizes and estimates one message under this policy.
+    pub fn check(&self, message: &str) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.check(message))
+    }
+
+    /// What a widget shows while the user types, and the first refusal.
+    pub fn precheck(&self, input: JsValue) -> Result<JsValue, JsValue> {
+        let input: PrecheckInput = from_js(input)?;
+        to_js(&self.inner.precheck(&input).map_err(|e| core_err(&e))?)
+    }
+
+    /// The service's decision on a chat request given as JSON text.
+    pub fn screen(&self, request_json: &str) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.screen(request_json))
+    }
+
+    /// Every violation of the chat request contract; empty when valid.
+    #[wasm_bindgen(js_name = validateRequest)]
+    pub fn validate_request(&self, request: JsValue) -> Result<JsValue, JsValue> {
+        validate_request_js(request)
+    }
+
+    /// Model, Claude body and cache key, from this catalog.
+    #[wasm_bindgen(js_name = buildBody)]
+    pub fn build_body(&self, input: JsValue) -> Result<JsValue, JsValue> {
+        let input: BodyInput = from_js(input)?;
+        to_js(&self.inner.body(&input).map_err(|e| core_err(&e))?)
+    }
+
+    /// The cache key of a Claude body, given as an object or JSON text.
+    #[wasm_bindgen(js_name = cacheKey)]
+    pub fn cache_key(&self, body: JsValue) -> Result<String, JsValue> {
+        cache_key(body)
+    }
+
+    /// The model this catalog chooses for a preference and message.
+    #[wasm_bindgen(js_name = selectModel)]
+    pub fn select_model(&self, preference: JsValue, message: &str) -> Result<JsValue, JsValue> {
+        let preference: ModelPreference = from_js(preference)?;
+        to_js(
+            &self
+                .inner
+                .select(preference, message)
+                .map_err(|e| core_err(&e))?,
+        )
+    }
+
+    /// Dollar cost of a call to a model of this catalog.
+    #[wasm_bindgen(js_name = estimateCost)]
+    pub fn estimate_cost(
+        &self,
+        model: &str,
+        input_tokens: f64,
+        output_tokens: f64,
+    ) -> Result<f64, JsValue> {
+        let (i, o) = (
+            token_count(input_tokens, "inputTokens")?,
+            token_count(output_tokens, "outputTokens")?,
+        );
+        self.inner.cost(model, i, o).map_err(|e| core_err(&e))
+    }
+
+    /// The estimate to show for a text: calibrated with the checker's
+    /// weights, else SPEC 5's reference.
+    #[wasm_bindgen(js_name = estimateTokens)]
+    pub fn estimate_tokens(&self, text: &str) -> f64 {
+        as_number(self.inner.estimate_tokens(text))
+    }
+
+    /// `{maxMessageBytes, minMessageChars, maxMessageChars, maxControlRatio}`.
+    pub fn limits(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.limits())
+    }
+}
+
+/// SPEC's limits (a default checker's).
+#[wasm_bindgen]
+pub fn limits() -> Result<JsValue, JsValue> {
+    to_js(&with_default(CoreChecker::limits)?)
 }
 
 /// Checks, sanitizes and estimates one message (SPEC 3, 4, 5), under SPEC's
@@ -55,7 +193,7 @@ fn with_policy<T>(f: impl FnOnce(&Policy) -> T) -> Result<T, JsValue> {
 #[wasm_bindgen]
 pub fn check(message: &str, policy: JsValue) -> Result<JsValue, JsValue> {
     if policy.is_undefined() || policy.is_null() {
-        return to_js(&with_policy(|p| check_report(p, message))?);
+        return to_js(&with_default(|c| c.check(message))?);
     }
     let config: PolicyConfig = from_js(policy)?;
     let policy = Policy::new(&config).map_err(|e| js_error(&ErrorReport::from(&e)))?;
@@ -67,18 +205,14 @@ pub fn check(message: &str, policy: JsValue) -> Result<JsValue, JsValue> {
 #[wasm_bindgen]
 pub fn precheck(input: JsValue) -> Result<JsValue, JsValue> {
     let input: PrecheckInput = from_js(input)?;
-    let report = with_policy(|p| CATALOG.with(|c| precheck_report(p, c, &input)))?;
-    match report {
-        Ok(r) => to_js(&r),
-        Err(e) => Err(js_error(&ErrorReport::from(&e))),
-    }
+    to_js(&with_default(|c| c.precheck(&input))?.map_err(|e| core_err(&e))?)
 }
 
 /// The service's decision on a chat request given as JSON text, in its
 /// order: `{"outcome":"invalid"|"contract"|"refused"|"accepted",...}`.
 #[wasm_bindgen]
 pub fn screen(request_json: &str) -> Result<JsValue, JsValue> {
-    to_js(&with_policy(|p| core_screen(p, request_json))?)
+    to_js(&with_default(|c| c.screen(request_json))?)
 }
 
 /// Every violation of the chat request contract (SPEC 2); empty when valid.
@@ -97,21 +231,14 @@ pub fn sanitize(message: &str) -> String {
 /// The reference token estimate (SPEC 5).
 #[wasm_bindgen(js_name = estimateTokens)]
 pub fn estimate_tokens(message: &str) -> f64 {
-    // Estimates are far below 2^53: exact as a JS number.
-    #[allow(clippy::cast_precision_loss, reason = "far below 2^53")]
-    let n = estimate_tokens_reference(message) as f64;
-    n
+    as_number(estimate_tokens_reference(message))
 }
 
 /// Model, Claude body and cache key for a message (SPEC 6, 7, 8).
 #[wasm_bindgen(js_name = buildBody)]
 pub fn build_body(input: JsValue) -> Result<JsValue, JsValue> {
     let input: BodyInput = from_js(input)?;
-    let report = CATALOG.with(|c| body_report(c, &input));
-    match report {
-        Ok(r) => to_js(&r),
-        Err(e) => Err(js_error(&ErrorReport::from(&e))),
-    }
+    to_js(&with_default(|c| c.body(&input))?.map_err(|e| core_err(&e))?)
 }
 
 /// Every violation of the batch job contract; empty when valid.
@@ -125,7 +252,7 @@ pub fn validate_job_js(job: JsValue) -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = jobBody)]
 pub fn job_body(input: JsValue) -> Result<JsValue, JsValue> {
     let input: mangaassist_core::jobs::JobItemInput = from_js(input)?;
-    match CATALOG.with(|c| mangaassist_core::jobs::job_body_report(c, &input)) {
+    match with_default(|c| mangaassist_core::jobs::job_body_report(c.catalog(), &input))? {
         Ok(r) => to_js(&r),
         Err(e) => Err(js_error(&ErrorReport::from(&e))),
     }
@@ -178,37 +305,17 @@ pub fn cache_key(body: JsValue) -> Result<String, JsValue> {
 #[wasm_bindgen(js_name = selectModel)]
 pub fn select_model(preference: JsValue, message: &str) -> Result<JsValue, JsValue> {
     let preference: ModelPreference = from_js(preference)?;
-    match CATALOG.with(|c| c.choice(preference, message)) {
-        Ok(m) => to_js(&m),
-        Err(e) => Err(js_error(&ErrorReport::from(&e))),
-    }
+    to_js(&with_default(|c| c.select(preference, message))?.map_err(|e| core_err(&e))?)
 }
 
 /// Dollar cost of a call to `model` (a catalog key) with these token counts.
 #[wasm_bindgen(js_name = estimateCost)]
 pub fn estimate_cost(model: &str, input_tokens: f64, output_tokens: f64) -> Result<f64, JsValue> {
-    let count = |n: f64, what: &str| -> Result<u64, JsValue> {
-        if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "checked above"
-            )]
-            Ok(n as u64)
-        } else {
-            Err(js_error(&ErrorReport::new(
-                "invalid_argument",
-                &format!("{what} must be a whole number of tokens, 0 or more"),
-            )))
-        }
-    };
     let (i, o) = (
-        count(input_tokens, "inputTokens")?,
-        count(output_tokens, "outputTokens")?,
+        token_count(input_tokens, "inputTokens")?,
+        token_count(output_tokens, "outputTokens")?,
     );
-    CATALOG
-        .with(|c| c.cost(model, i, o))
-        .map_err(|e| js_error(&ErrorReport::from(&e)))
+    with_default(|c| c.cost(model, i, o))?.map_err(|e| core_err(&e))
 }
 
 /// The draft-04 JSON Schema of a chat request.

@@ -6,6 +6,8 @@ const require = createRequire(import.meta.url);
 const wasm = require("./mangaassist.js");
 
 export const {
+  Checker,
+  limits,
   check,
   precheck,
   screen,
