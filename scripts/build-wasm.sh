@@ -24,7 +24,25 @@ for flavour in web node; do
   wasm-bindgen --target "$bindgen_target" --remove-name-section --remove-producers-section --out-dir "$pkg/$flavour" --out-name mangaassist "$wasm"
   rm -f "$pkg/$flavour/mangaassist.d.ts" "$pkg/$flavour/mangaassist_bg.wasm.d.ts" "$pkg/$flavour/package.json"
 done
-cp wasm/bindgen/npm/package.json wasm/bindgen/npm/index.d.ts wasm/bindgen/README.md "$pkg/"
+# One .wasm in the package: both bindgen targets emit the same module, and
+# the Node loader is pointed at the web copy.
+cmp -s "$pkg/web/mangaassist_bg.wasm" "$pkg/node/mangaassist_bg.wasm" ||
+  { echo "build-wasm: the web and node .wasm differ; cannot ship one copy" >&2; exit 1; }
+rm "$pkg/node/mangaassist_bg.wasm"
+node_js="$pkg/node/mangaassist.js"
+grep -q '`${__dirname}/mangaassist_bg.wasm`' "$node_js" ||
+  { echo "build-wasm: wasm-bindgen's Node loader changed; update the path rewrite" >&2; exit 1; }
+sed -i 's|`${__dirname}/mangaassist_bg.wasm`|`${__dirname}/../web/mangaassist_bg.wasm`|' "$node_js"
+cp wasm/bindgen/npm/package.json wasm/bindgen/npm/index.d.ts wasm/bindgen/README.md LICENSE "$pkg/"
+# The CommonJS entry's types: the same declarations without init/initSync.
+python3 - "$pkg/index.d.ts" "$pkg/index.d.cts" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+cjs, n = re.subn(r"// <esm-only>.*?// </esm-only>\n", "", text, flags=re.S)
+if n != 1:
+    sys.exit("build-wasm: index.d.ts has no single <esm-only> block")
+open(sys.argv[2], "w", encoding="utf-8").write(cjs)
+PY
 cp wasm/bindgen/npm/node/index.mjs "$pkg/node/"
 printf '{"type":"commonjs"}\n' > "$pkg/node/package.json"
 

@@ -119,6 +119,37 @@ test("a Checker carries its policy's limits, its catalog and its weights", () =>
   }
 });
 
+// The string unions of index.d.ts against what the core answers, so they
+// cannot go stale: each union must equal the set the core (its schema, its
+// corpus answers, its error messages) uses.
+test("the string unions of the types are the core's", () => {
+  const dts = readFileSync(new URL("../../wasm/bindgen/npm/index.d.ts", import.meta.url), "utf8");
+  const union = (source) => new Set([...source.matchAll(/"([^"]+)"/g)].map((x) => x[1]));
+  const declared = (name) => {
+    const match = new RegExp(`export type ${name} =([^;]*);`).exec(dts);
+    assert.ok(match, `index.d.ts declares ${name}`);
+    return union(match[1]);
+  };
+  const sorted = (set) => [...set].sort();
+  const schema = m.schema();
+  const data = schema.properties.data.properties;
+  assert.deepEqual(sorted(declared("ModelPreference")), sorted(data.modelPreference.enum));
+  assert.deepEqual(sorted(union(/action: ([^;]*);/.exec(dts)[1])), sorted(schema.properties.action.enum));
+  assert.deepEqual(sorted(union(/preferredLanguage\?: ([^;]*);/.exec(dts)[1])), sorted(data.preferredLanguage.enum));
+  const answered = (suite, pick) => new Set(load(suite).map((v) => pick(v.expected)).flat().filter((x) => typeof x === "string"));
+  const checkCodes = new Set([...answered("check", (e) => e.code), ...answered("policy", (e) => e.code)]);
+  assert.deepEqual(sorted(declared("CheckCode")), sorted(checkCodes));
+  assert.deepEqual(sorted(declared("ViolationCode")), sorted(answered("contract", (e) => e.map((v) => v.code))));
+  assert.deepEqual(sorted(union(/script: ([^;]*);/.exec(dts)[1])), sorted(answered("calibrated", (e) => e.script)));
+  let presets = null;
+  try {
+    new m.Checker({ catalog: "?" });
+  } catch (e) {
+    presets = new Set(/the presets are (.*)$/.exec(e.message)[1].split(", "));
+  }
+  assert.deepEqual(sorted(declared("CatalogPreset")), sorted(presets));
+});
+
 test("cacheKey of an object equals the key of its JSON text when JS keeps the numbers", () => {
   let compared = 0;
   for (const v of load("cache_key")) {

@@ -91,7 +91,7 @@ export interface BodyInput {
   temperature?: number;
   modelPreference?: ModelPreference;
   /** A catalog preset to select from instead of the SPEC 8 catalog. */
-  catalog?: "spec" | "current-global" | "current-us" | "current-eu" | "current-jp";
+  catalog?: CatalogPreset;
 }
 
 /** A Claude Messages body, in Bedrock's own field names. */
@@ -279,6 +279,8 @@ export function schema(): { [key: string]: Json };
 /** The package version. */
 export function version(): string;
 
+// <esm-only> (index.d.cts, the CommonJS entry's types, is this file without
+// this block: require("mangaassist") has no init)
 /** Sources {@link init} and {@link initSync} accept in browsers. */
 export type InitInput =
   | RequestInfo
@@ -293,6 +295,7 @@ export default function init(
 ): Promise<unknown>;
 /** Browsers: instantiates from bytes or a compiled module. Node: no-op. */
 export function initSync(module?: { module: BufferSource | WebAssembly.Module } | BufferSource | WebAssembly.Module): unknown;
+// </esm-only>
 
 /** One catalog model (SPEC 8 fields, camelCase; capabilities optional). */
 export interface ModelSpec {
