@@ -21,6 +21,9 @@ python3 tests/corpus/generate.py --check
 
 step "policy component for the wasmtime engine (wasm/component/dist/policy.wasm, embedded by host/sandbox)"
 bash scripts/build-policy.sh
+# A second policy with one more pattern (tests/policies/netabare.json): the
+# tests swap it in at run time and check that /v1/policy and the widget follow.
+bash scripts/build-policy.sh --config tests/policies/netabare.json --out wasm/component/dist/policy-netabare.wasm
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings

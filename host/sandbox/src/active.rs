@@ -64,6 +64,10 @@ pub enum LoadError {
     /// Failed the conformance corpus.
     #[error(transparent)]
     SelfTest(#[from] SelfTestError),
+    /// Its `config` answer is not a configuration the core compiles: the
+    /// host could not publish what it runs.
+    #[error("the policy's configuration answer is unusable: {0}")]
+    BadConfig(String),
 }
 
 impl LoadError {
@@ -74,6 +78,7 @@ impl LoadError {
             LoadError::NotEmbedded => "policy_not_embedded",
             LoadError::Sandbox(e) => e.code(),
             LoadError::SelfTest(e) => e.code(),
+            LoadError::BadConfig(_) => "policy_bad_config",
         }
     }
 }
@@ -86,6 +91,9 @@ pub struct LoadedPolicy {
     pub version: String,
     /// SHA-256 of the component, hex.
     pub sha256: String,
+    /// What the component says its configuration is (checked to compile),
+    /// for the service to publish.
+    pub config: mangaassist_core::policy::PolicyConfig,
     /// Where it came from.
     pub source: PolicySource,
 }
@@ -122,11 +130,17 @@ pub fn verify(
 ) -> Result<LoadedPolicy, LoadError> {
     let mut sandbox = runtime.load(bytes)?;
     let version = sandbox.version()?;
+    let config: mangaassist_core::policy::PolicyConfig =
+        serde_json::from_str(&sandbox.config()?)
+            .map_err(|e| LoadError::BadConfig(e.to_string()))?;
+    mangaassist_core::policy::Policy::new(&config)
+        .map_err(|e| LoadError::BadConfig(e.to_string()))?;
     selftest::run(&mut sandbox)?;
     Ok(LoadedPolicy {
         sandbox,
         version,
         sha256: sha256_hex(bytes),
+        config,
         source,
     })
 }

@@ -510,6 +510,13 @@ impl Sandbox {
             policy.mangaassist_policy_checks().call_version(store)
         })
     }
+
+    /// The guest's configuration, as the JSON it answers.
+    pub fn config(&self) -> Result<String, SandboxError> {
+        self.with_live(0, |store, policy| {
+            policy.mangaassist_policy_checks().call_config(store)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,52 @@ pub(crate) async fn ready(State(svc): State<Arc<Service>>) -> Response {
     axum::Json(Ready { status: "ok" }).into_response()
 }
 
+/// What `GET /v1/policy` answers: what the service decides with, for a
+/// client to compile the same (`new Checker({policy, catalog})`).
+#[derive(Serialize)]
+struct PublishedPolicy<'a> {
+    /// The running policy component's version.
+    version: &'a str,
+    /// Its SHA-256, hex (also the ETag).
+    sha256: &'a str,
+    /// Its configuration, as it answers it.
+    policy: &'a mangaassist_core::policy::PolicyConfig,
+    /// The models and selection rule.
+    catalog: &'a mangaassist_core::models::Catalog,
+}
+
+/// GET /v1/policy: the running policy's configuration and hash, and the
+/// catalog. Public: the widget builds its checker from it before anyone
+/// signs in (SECURITY.md). `If-None-Match` with the current hash: 304, so
+/// a page can poll it cheaply and follow a policy swap.
+pub(crate) async fn policy(State(svc): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    let current = svc.policy.current();
+    let etag = format!("\"{}\"", current.sha256);
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        axum::Json(PublishedPolicy {
+            version: &current.version,
+            sha256: &current.sha256,
+            policy: &current.config,
+            catalog: &svc.catalog,
+        })
+        .into_response()
+    };
+    if let Ok(value) = header::HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    response
+}
+
 /// GET /v1/estimator: the calibrated estimator's weights, for the widget to
 /// estimate as the service does (public: they describe token counts of
 /// texts, nothing about any user).

@@ -16,7 +16,9 @@ use tower_http::services::ServeDir;
 
 use crate::app::Service;
 use crate::errors::ApiError;
-use crate::http::{chat_http, estimator, healthz, method_not_allowed, metrics, not_found, ready};
+use crate::http::{
+    chat_http, estimator, healthz, method_not_allowed, metrics, not_found, policy, ready,
+};
 use crate::{jobs_http, ws};
 
 /// The public routes over the shared service.
@@ -28,6 +30,7 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/v1/jobs/{id}", get(jobs_http::get_job))
         .route("/v1/jobs/{id}/results", get(jobs_http::job_results))
         .route("/v1/estimator", get(estimator))
+        .route("/v1/policy", get(policy))
         .route("/healthz", get(ready))
         .method_not_allowed_fallback(method_not_allowed);
     if let Some(cors) = cors(&svc.config.cors_origins) {

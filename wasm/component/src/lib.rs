@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 use mangaassist_core::api::{self, cache_key_report, check_report};
 use mangaassist_core::contract::validate_request;
 use mangaassist_core::models::ModelPreference;
-use mangaassist_core::policy::Policy;
+use mangaassist_core::policy::{Policy, PolicyConfig};
 
 #[allow(
     unsafe_code,
@@ -27,12 +27,26 @@ thread_local! {
     static POLICY: OnceCell<Result<Policy, Failure>> = const { OnceCell::new() };
 }
 
-/// The default policy, compiled on first use. It is tested to compile; if
+/// The configuration built in: `MANGA_POLICY_BUILD_CONFIG` (JSON) at build
+/// time (`scripts/build-policy.sh --config FILE`; not `MANGAASSIST_`, which `serve` reads as its own configuration), else SPEC's defaults.
+const BUILT_CONFIG: Option<&str> = option_env!("MANGA_POLICY_BUILD_CONFIG");
+
+fn config() -> Result<PolicyConfig, Failure> {
+    match BUILT_CONFIG {
+        None => Ok(PolicyConfig::default()),
+        Some(json) => serde_json::from_str(json).map_err(|e| Failure {
+            code: "invalid_policy".into(),
+            message: format!("the built-in policy configuration is not valid: {e}"),
+        }),
+    }
+}
+
+/// The built-in policy, compiled on first use. It is tested to compile; if
 /// it ever did not, every call reports that failure (never a pass).
 fn with_policy<T>(f: impl FnOnce(&Policy) -> T) -> Result<T, Failure> {
     POLICY.with(|cell| {
         let policy = cell.get_or_init(|| {
-            Policy::spec_default().map_err(|e| Failure {
+            Policy::new(&config()?).map_err(|e| Failure {
                 code: e.code().into(),
                 message: e.message().into(),
             })
@@ -142,6 +156,15 @@ impl Guest for Component {
 
     fn version() -> String {
         env!("CARGO_PKG_VERSION").into()
+    }
+
+    // An unusable built-in configuration answers "": not JSON, so the host
+    // refuses the policy at load.
+    fn config() -> String {
+        config()
+            .ok()
+            .and_then(|c| serde_json::to_string(&c).ok())
+            .unwrap_or_default()
     }
 }
 

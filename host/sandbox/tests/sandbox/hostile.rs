@@ -146,7 +146,7 @@ fn guests_with_the_wrong_interface_are_refused_at_load() {
     let cases: [(&str, Vec<u8>); 3] = [
         (
             "another interface version",
-            component_with("", |t| t.replace("checks@0.4.0", "checks@0.1.0")),
+            component_with("", |t| t.replace("checks@0.5.0", "checks@0.1.0")),
         ),
         (
             "a record field of another type",

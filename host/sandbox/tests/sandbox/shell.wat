@@ -15,6 +15,9 @@
     ;; "hostile-0.0.1" as a (ptr,len) string result at 1024.
     (data (i32.const 1024) "\10\04\00\00\0d\00\00\00")
     (data (i32.const 1040) "hostile-0.0.1")
+    ;; "{}" (SPEC's defaults) as a (ptr,len) string result at 1536.
+    (data (i32.const 1536) "\08\06\00\00\02\00\00\00")
+    (data (i32.const 1544) "{}")
     ;; Arguments land at 8192; memory grows to fit them.
     (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
       (local $need i32)
@@ -41,6 +44,8 @@
       (i32.const 2048))
     (func (export "version") (result i32)
       (i32.const 1024))
+    (func (export "config") (result i32)
+      (i32.const 1536))
   )
   (core instance $i (instantiate $m))
   (alias core export $i "memory" (core memory $memory))
@@ -75,6 +80,8 @@
     (canon lift (core func $i "cache-key") (memory $memory) (realloc $realloc) string-encoding=utf8))
   (func $version (type $version-ty)
     (canon lift (core func $i "version") (memory $memory) string-encoding=utf8))
+  (func $config (type $version-ty)
+    (canon lift (core func $i "config") (memory $memory) string-encoding=utf8))
   (component $shim
     (type $opt (option string))
     (type $report (record (field "valid" bool) (field "code" $opt) (field "detail" $opt)
@@ -86,6 +93,7 @@
     (type $key-res (result string (error $failure-in)))
     (import "import-func-cache-key" (func $cache-key (param "body-json" string) (result $key-res)))
     (import "import-func-version" (func $version (result string)))
+    (import "import-func-config" (func $config (result string)))
     (type $violation (record (field "path" string) (field "code" string) (field "message" string)))
     (import "import-type-violation" (type $violation-in (eq $violation)))
     (type $val-res (result (list $violation-in) (error $failure-in)))
@@ -114,6 +122,7 @@
     (type $val-res-out (result (list $violation-out) (error $failure-out)))
     (export "validate-request" (func $validate) (func (param "request-json" string) (result $val-res-out)))
     (export "version" (func $version))
+    (export "config" (func $config))
     (type $action-o (enum "send-message" "get-history" "clear-session"))
     (export $action-out "action" (type $action-o))
     (type $pref-o (enum "auto" "fast" "quality"))
@@ -134,6 +143,7 @@
     (with "import-func-check" (func $check))
     (with "import-func-cache-key" (func $cache-key))
     (with "import-func-version" (func $version))
+    (with "import-func-config" (func $config))
     (with "import-func-validate-request" (func $validate))
     (with "import-func-screen" (func $screen))
     (with "import-type-action" (type $action))
@@ -145,5 +155,5 @@
     (with "import-type-violation" (type $violation))
     (with "import-type-check-report" (type $report))
     (with "import-type-failure" (type $failure))))
-  (export "mangaassist:policy/checks@0.4.0" (instance $checks))
+  (export "mangaassist:policy/checks@0.5.0" (instance $checks))
 )

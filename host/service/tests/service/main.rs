@@ -19,4 +19,5 @@ mod bad_input;
 mod edge;
 mod jobs;
 mod models;
+mod policy;
 mod service;
