@@ -2,7 +2,7 @@
 // talks to `mangaassist serve` over its WebSocket (/v1/ws).
 import init from "mangaassist";
 import { STRINGS } from "./i18n.js";
-import { limits, precheck, useCalibration } from "./precheck.js";
+import { limits, precheck, useCalibration, usePolicy } from "./precheck.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -147,12 +147,40 @@ async function loadEstimator() {
   }
 }
 
+/** The SHA-256 of the policy the checker was built from (null: SPEC's). */
+let policySha = null;
+/** How often the page asks whether the server swapped its policy. */
+const POLICY_POLL_MS = 5000;
+
+/**
+ * Builds the checker from what the server runs (GET /v1/policy), so the
+ * page refuses exactly what the server refuses; asks again every few
+ * seconds (a 304 while nothing changed) and follows a swapped policy.
+ */
+async function loadPolicy() {
+  try {
+    const response = await fetch("/v1/policy", {
+      headers: policySha ? { "If-None-Match": `"${policySha}"` } : {},
+    });
+    if (response.status !== 200) return;
+    const published = await response.json();
+    usePolicy(published.policy, published.catalog);
+    policySha = published.sha256;
+    document.documentElement.dataset.policy = policySha;
+    update();
+  } catch {
+    // Unreachable: the checker keeps what it had.
+  }
+}
+setInterval(loadPolicy, POLICY_POLL_MS);
+
 function connect() {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
   socket = new WebSocket(url);
   socket.addEventListener("open", () => {
     connected = true;
     retry = 0;
+    loadPolicy();
     loadEstimator();
     showStatus();
     if (sessionId) request("getHistory");

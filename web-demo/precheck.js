@@ -6,19 +6,31 @@ import { Checker } from "mangaassist";
 
 /** The checker in use; built on first use (after the package's init()). */
 let checker = null;
+/** What the server runs (GET /v1/policy): its policy and catalog, or null for SPEC's. */
+let served = { policy: null, catalog: null };
 /** The server's calibrated estimator weights, once it publishes any. */
 let calibration = null;
 
 function current() {
-  checker ??= new Checker({ calibration });
+  checker ??= new Checker({ policy: served.policy, catalog: served.catalog, calibration });
   return checker;
+}
+
+function rebuild() {
+  checker?.free();
+  checker = null;
+}
+
+/** Checks with the policy and catalog the server publishes from now on. */
+export function usePolicy(policy, catalog) {
+  served = { policy: policy ?? null, catalog: catalog ?? null };
+  rebuild();
 }
 
 /** Estimates with the server's calibrated weights from now on (null: SPEC 5's reference). */
 export function useCalibration(weights) {
   calibration = weights ?? null;
-  checker?.free();
-  checker = null;
+  rebuild();
 }
 
 /** The policy's and contract's limits: `{maxMessageBytes, maxMessageChars, ...}`. */

@@ -7,7 +7,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -141,6 +142,33 @@ test("with weights published by the server, the estimate shown is the calibrated
     await page.close();
   } finally {
     await stopServer(child);
+  }
+});
+
+test("the widget follows a policy the server swaps in at run time", async () => {
+  const dist = join(root, "wasm", "component", "dist");
+  const file = join(tmpdir(), `mangaassist-e2e-policy-${process.pid}.wasm`);
+  copyFileSync(join(dist, "policy.wasm"), file);
+  const { child, address: at } = await startServer("127.0.0.1:0", {
+    MANGAASSIST_POLICY_WASM: file,
+    MANGAASSIST_ADMIN_LISTEN: "off",
+  });
+  try {
+    const page = await openPage(undefined, at);
+    await page.waitForFunction(() => document.documentElement.dataset.policy);
+    const before = await page.evaluate(() => document.documentElement.dataset.policy);
+    await page.fill("#message", "ネタバレなしで教えて");
+    assert.equal(await page.isHidden("#refusal"), true);
+    // The server swaps in a policy with one more pattern (tests/policies/netabare.json).
+    copyFileSync(join(dist, "policy-netabare.wasm"), file);
+    await page.waitForFunction((b) => document.documentElement.dataset.policy !== b, before, { timeout: 20_000 });
+    assert.equal(await page.getAttribute("#refusal", "data-code"), "disallowed_pattern");
+    assert.equal(await page.isDisabled("#send"), true);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } finally {
+    await stopServer(child);
+    rmSync(file, { force: true });
   }
 });
 
