@@ -104,6 +104,10 @@ if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ]; then
   say "npm ci in tests/e2e (playwright-core)"
   (cd "$here/tests/e2e" && npm ci --no-audit --no-fund --silent)
 fi
+if [ ! -d "$here/tests/bundlers/node_modules/webpack" ] || [ ! -d "$here/tests/bundlers/node_modules/vite" ]; then
+  say "npm ci in tests/bundlers (vite, webpack, playwright-core; pinned by its lock file)"
+  (cd "$here/tests/bundlers" && npm ci --no-audit --no-fund --silent)
+fi
 
 py_unicode=$(python3 -c 'import unicodedata; print(unicodedata.unidata_version)')
 case "$py_unicode" in

@@ -50,6 +50,9 @@ node --test tests/node/corpus.test.mjs
 step "wasm: npm pack, install into a scratch project, import, require, tsc --strict"
 bash tests/node/pack.sh
 
+step "bundlers: the packed package built into a page by Vite and by webpack, the whole corpus in headless Chromium against each"
+node --test tests/bundlers/
+
 step "web-demo: the chat widget against the service, in headless Chromium"
 bash scripts/build-web-demo.sh
 E2E_MANGAASSIST_BIN="$CARGO_TARGET_DIR/debug/mangaassist" node --test tests/e2e/
