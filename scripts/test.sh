@@ -44,8 +44,10 @@ cargo test -p mangaassist-core --no-default-features --locked --test properties 
 step "wasm: build the npm package (wasm/pkg)"
 bash scripts/build-wasm.sh
 
-step "wasm: the whole corpus in Node against the built package"
+step "wasm: the whole corpus in Node against the built package, then the same runner in Chromium (unbundled) and through the command line"
 node --test tests/node/corpus.test.mjs
+CORPUS_ENGINE=chromium node --test tests/node/corpus.test.mjs
+CORPUS_ENGINE=native CORPUS_BIN="$CARGO_TARGET_DIR/debug/mangaassist" node --test tests/node/corpus.test.mjs
 
 step "wasm: npm pack, install into a scratch project, import, require, tsc --strict"
 bash tests/node/pack.sh
