@@ -9,17 +9,20 @@
 # answers that configuration from its `config` export, and a service
 # running it publishes it at GET /v1/policy.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
+usage() { echo "usage: scripts/build-policy.sh [--config FILE.json] [--out PATH]" >&2; exit 2; }
 config=""
-out=wasm/component/dist/policy.wasm
+out=""
+# Paths are taken as given, relative to where the script was called from.
 while [ $# -gt 0 ]; do
   case $1 in
-    --config) config=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    *) echo "usage: scripts/build-policy.sh [--config FILE.json] [--out PATH]" >&2; exit 2 ;;
+    --config) [ $# -ge 2 ] || usage; config=$(realpath -m -- "$2"); shift 2 ;;
+    --out) [ $# -ge 2 ] || usage; out=$(realpath -m -- "$2"); shift 2 ;;
+    *) usage ;;
   esac
 done
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+out=${out:-$PWD/wasm/component/dist/policy.wasm}
 if [ -n "$config" ]; then
   python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$config" ||
     { echo "build-policy: $config is not JSON" >&2; exit 1; }

@@ -2,7 +2,7 @@
 // talks to `mangaassist serve` over its WebSocket (/v1/ws).
 import init from "mangaassist";
 import { STRINGS } from "./i18n.js";
-import { limits, precheck, useCalibration, usePolicy } from "./precheck.js";
+import { configure, limits, precheck } from "./precheck.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -140,39 +140,42 @@ async function loadEstimator() {
     const response = await fetch("/v1/estimator");
     if (!response.ok) return;
     const published = await response.json();
-    useCalibration(published.calibration);
-    update();
+    if (configure({ calibration: published.calibration ?? null })) update();
   } catch {
-    // Unreachable: the reference estimate stays.
+    // Unreachable: the estimate stays as it was.
   }
 }
 
-/** The SHA-256 of the policy the checker was built from (null: SPEC's). */
-let policySha = null;
+/** The ETag of the published policy the checker was built from (null: SPEC's). */
+let policyTag = null;
+/** Numbers each policy request, so a late answer never undoes a newer one. */
+let policyAsked = 0;
 /** How often the page asks whether the server swapped its policy. */
 const POLICY_POLL_MS = 5000;
 
 /**
- * Builds the checker from what the server runs (GET /v1/policy), so the
- * page refuses exactly what the server refuses; asks again every few
- * seconds (a 304 while nothing changed) and follows a swapped policy.
+ * Builds the checker from what the server runs (GET /v1/policy: its policy
+ * and catalog), so the page refuses exactly what the server refuses; asked
+ * at every connection and every few seconds (304 while nothing changed),
+ * so a swapped policy is followed.
  */
 async function loadPolicy() {
+  const asked = ++policyAsked;
   try {
     const response = await fetch("/v1/policy", {
-      headers: policySha ? { "If-None-Match": `"${policySha}"` } : {},
+      headers: policyTag ? { "If-None-Match": policyTag } : {},
     });
-    if (response.status !== 200) return;
+    if (response.status !== 200 || asked !== policyAsked) return;
     const published = await response.json();
-    usePolicy(published.policy, published.catalog);
-    policySha = published.sha256;
-    document.documentElement.dataset.policy = policySha;
+    if (asked !== policyAsked) return;
+    if (!configure({ policy: published.policy, catalog: published.catalog })) return;
+    policyTag = response.headers.get("ETag");
+    document.documentElement.dataset.policy = published.sha256;
     update();
   } catch {
     // Unreachable: the checker keeps what it had.
   }
 }
-setInterval(loadPolicy, POLICY_POLL_MS);
 
 function connect() {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
@@ -285,4 +288,5 @@ $("composer").addEventListener("submit", (e) => {
 await init();
 applyLanguage();
 connect();
+setInterval(loadPolicy, POLICY_POLL_MS);
 window.__mangaassistReady = true;

@@ -4,33 +4,41 @@
 // the checker's policy.
 import { Checker } from "mangaassist";
 
-/** The checker in use; built on first use (after the package's init()). */
+/** The checker in use; SPEC's until the server's is known (built after init()). */
 let checker = null;
-/** What the server runs (GET /v1/policy): its policy and catalog, or null for SPEC's. */
-let served = { policy: null, catalog: null };
-/** The server's calibrated estimator weights, once it publishes any. */
-let calibration = null;
+/** What the checker was built from: the server's policy, catalog and weights. */
+let options = { policy: null, catalog: null, calibration: null };
 
 function current() {
-  checker ??= new Checker({ policy: served.policy, catalog: served.catalog, calibration });
+  checker ??= new Checker(options);
   return checker;
 }
 
-function rebuild() {
+/**
+ * Rebuilds the checker with `changes` (any of `policy`, `catalog`,
+ * `calibration`). The new one is built before the old one is let go: if
+ * what the server publishes does not compile here (a newer server than
+ * this package, say), the page keeps deciding as before and this returns
+ * false (the server still decides; the page may then differ from it).
+ */
+export function configure(changes) {
+  const next = { ...options, ...changes };
+  let built;
+  try {
+    built = new Checker(next);
+  } catch (e) {
+    console.warn(`mangaassist: cannot build the server's checker (${e.code ?? e.message}); keeping the current one`);
+    return false;
+  }
   checker?.free();
-  checker = null;
+  checker = built;
+  options = next;
+  return true;
 }
 
-/** Checks with the policy and catalog the server publishes from now on. */
-export function usePolicy(policy, catalog) {
-  served = { policy: policy ?? null, catalog: catalog ?? null };
-  rebuild();
-}
-
-/** Estimates with the server's calibrated weights from now on (null: SPEC 5's reference). */
-export function useCalibration(weights) {
-  calibration = weights ?? null;
-  rebuild();
+/** Whether estimates are calibrated (the server published weights). */
+export function calibrated() {
+  return options.calibration != null;
 }
 
 /** The policy's and contract's limits: `{maxMessageBytes, maxMessageChars, ...}`. */
@@ -47,7 +55,6 @@ export function limits() {
 export function precheck(message, sessionId, preference) {
   const c = current();
   const report = c.precheck({ message, sessionId, modelPreference: preference });
-  const estimatedTokens = c.estimateTokens(message);
-  const estimator = calibration ? "calibrated" : "reference";
-  return { ...report, estimatedTokens, estimator, cost: c.estimateCost(report.model.key, estimatedTokens, 0) };
+  const estimator = calibrated() ? "calibrated" : "reference";
+  return { ...report, estimator, cost: c.estimateCost(report.model.key, report.estimatedTokens, 0) };
 }

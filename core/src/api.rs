@@ -477,9 +477,15 @@ impl Checker {
         check_report(&self.policy, message)
     }
 
-    /// [`precheck_report`] under this policy and catalog.
+    /// [`precheck_report`] under this policy and catalog, its estimate
+    /// the one [`Checker::estimate_tokens`] gives (calibrated when the
+    /// checker has weights).
     pub fn precheck(&self, input: &PrecheckInput) -> Result<PrecheckReport, Error> {
-        precheck_report(&self.policy, &self.catalog, input)
+        let mut report = precheck_report(&self.policy, &self.catalog, input)?;
+        if self.calibration.is_some() {
+            report.estimated_tokens = self.estimate_tokens(&input.message);
+        }
+        Ok(report)
     }
 
     /// [`screen`] under this policy.
@@ -545,6 +551,13 @@ mod checker_tests {
             .unwrap();
         assert_eq!(body.model.id, "us.anthropic.claude-sonnet-4-6");
         assert_eq!(c.estimate_tokens("漫画"), 4);
+        let pre = c
+            .precheck(&serde_json::from_str(r#"{"message":"漫画"}"#).unwrap())
+            .unwrap();
+        assert_eq!(
+            pre.estimated_tokens, 4,
+            "the precheck shows the calibrated estimate"
+        );
         assert_eq!(c.cost("haiku", 1000, 0).unwrap(), 0.001);
         let spec = Checker::spec_default().unwrap();
         assert_eq!(spec.estimate_tokens("漫画"), 3);

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { parseCorpus, suites } from "../node/suites.mjs";
+import { checkerSuites, parseCorpus, suites } from "../node/suites.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
@@ -118,6 +118,12 @@ for (const name of chosen) {
         vectors += cases.length;
         const out = await page.evaluate(([s, vs]) => window.__failures(s, vs), [suite, cases]);
         failed.push(...out.map((f) => `${suite}/${f}`));
+      }
+      // And through Checker handles, as the widget uses the package.
+      for (const suite of Object.keys(checkerSuites)) {
+        const cases = parseCorpus(readFileSync(join(corpus, `${suite}.jsonl`), "utf8"));
+        const out = await page.evaluate(([s, vs]) => window.__checkerFailures(s, vs), [suite, cases]);
+        failed.push(...out.map((f) => `${suite} through a Checker/${f}`));
       }
       assert.equal(failed.length, 0, failed.slice(0, 10).join("\n"));
       assert.ok(vectors > 1000, `only ${vectors} vectors`);

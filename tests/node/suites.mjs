@@ -32,6 +32,39 @@ export const suites = {
   calibrated: (m, v) => guarded(() => m.estimateTokensCalibrated(v.input)),
 };
 
+/**
+ * The suites a Checker answers, asked through one: the policy suite with a
+ * checker compiled per vector (and freed), the others with `checker`, a
+ * default one. Answers must be the free functions' exactly.
+ */
+export const checkerSuites = {
+  policy: (m, v) =>
+    guarded(() => {
+      const c = new m.Checker({ policy: v.input.policy });
+      try {
+        return c.check(v.input.message);
+      } finally {
+        c.free();
+      }
+    }),
+  check: (m, v, c) => c.check(v.input.message),
+  body: (m, v, c) => guarded(() => c.buildBody(v.input)),
+  precheck: (m, v, c) => guarded(() => c.precheck(v.input)),
+  screen: (m, v, c) => guarded(() => c.screen(v.rawInput)),
+  contract: (m, v, c) => c.validateRequest(v.input),
+  cache_key: (m, v, c) => guarded(() => ({ cacheKey: c.cacheKey(v.rawInput) })),
+};
+
+/** As {@link failures}, through a default Checker. */
+export function checkerFailures(m, suite, vectors) {
+  const checker = new m.Checker();
+  try {
+    return compare(vectors, (v) => checkerSuites[suite](m, v, checker));
+  } finally {
+    checker.free();
+  }
+}
+
 /** Parses a corpus file's text; keeps each input's raw JSON text too. */
 export function parseCorpus(text) {
   return text
@@ -48,9 +81,13 @@ export function parseCorpus(text) {
 
 /** Every vector of `vectors` whose answer differs from the expected one. */
 export function failures(m, suite, vectors) {
+  return compare(vectors, (v) => suites[suite](m, v));
+}
+
+function compare(vectors, answer) {
   const out = [];
   for (const v of vectors) {
-    const actual = JSON.stringify(suites[suite](m, v));
+    const actual = JSON.stringify(answer(v));
     const expected = JSON.stringify(v.expected);
     if (actual !== expected) out.push(`${v.name}\n  expected ${expected.slice(0, 300)}\n  actual   ${actual.slice(0, 300)}`);
   }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Serialize;
+use sha2::Digest as _;
 
 use crate::app::Service;
 use crate::chat::{self, BodyError, ContentType, Incoming};
@@ -149,25 +150,33 @@ struct PublishedPolicy<'a> {
 
 /// GET /v1/policy: the running policy's configuration and hash, and the
 /// catalog. Public: the widget builds its checker from it before anyone
-/// signs in (SECURITY.md). `If-None-Match` with the current hash: 304, so
-/// a page can poll it cheaply and follow a policy swap.
+/// signs in (SECURITY.md). The ETag is a hash of the whole answer (policy
+/// and catalog alike), so a client polling with `If-None-Match` gets 304
+/// until anything in it changes: a policy swap, or another replica's
+/// catalog.
 pub(crate) async fn policy(State(svc): State<Arc<Service>>, headers: HeaderMap) -> Response {
     let current = svc.policy.current();
-    let etag = format!("\"{}\"", current.sha256);
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    let mut response = if unchanged {
+    let published = PublishedPolicy {
+        version: &current.version,
+        sha256: &current.sha256,
+        policy: &current.config,
+        catalog: &svc.catalog,
+    };
+    let Ok(body) = serde_json::to_vec(&published) else {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the policy could not be encoded",
+        )
+        .into_response();
+    };
+    let digest = sha2::Sha256::digest(&body);
+    let tag: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let etag = format!("\"{tag}\"");
+    let mut response = if none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        axum::Json(PublishedPolicy {
-            version: &current.version,
-            sha256: &current.sha256,
-            policy: &current.config,
-            catalog: &svc.catalog,
-        })
-        .into_response()
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
     };
     if let Ok(value) = header::HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
@@ -177,6 +186,19 @@ pub(crate) async fn policy(State(svc): State<Arc<Service>>, headers: HeaderMap) 
         header::HeaderValue::from_static("no-cache"),
     );
     response
+}
+
+/// Whether `If-None-Match` names `etag` (RFC 9110: weak comparison, so a
+/// proxy's `W/` prefix still matches; `*` matches anything; every header
+/// line and list item counts).
+fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
 /// GET /v1/estimator: the calibrated estimator's weights, for the widget to

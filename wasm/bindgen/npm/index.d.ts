@@ -343,6 +343,7 @@ export interface Limits {
 export class Checker {
   constructor(options?: CheckerOptions | null);
   check(message: string): CheckReport;
+  /** As {@link precheck}; `estimatedTokens` is the calibrated estimate when the checker has weights. */
   precheck(input: PrecheckInput): PrecheckReport;
   screen(requestJson: string): Screening;
   validateRequest(request: unknown): Violation[];

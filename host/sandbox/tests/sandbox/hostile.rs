@@ -185,6 +185,39 @@ fn a_well_formed_guest_with_wrong_answers_fails_its_self_test() {
     assert!(e.to_string().contains("check/"), "names the vector: {e}");
 }
 
+/// A guest whose `config` answer is not a configuration the core compiles
+/// is refused before its self-test: the host could not publish what it runs.
+#[test]
+fn a_guest_with_an_unusable_configuration_is_refused_at_load() {
+    let runtime = Runtime::new(limits()).unwrap();
+    for (what, answer) in [
+        ("not JSON", "{]"),
+        (
+            "a pattern that does not compile",
+            r#"{"disallowedPatterns":["("]}"#,
+        ),
+        ("an unknown field", r#"{"maxBytes":1}"#),
+    ] {
+        let bytes = component_with("", |t| {
+            // The answer's (ptr, len) and bytes at 1536 / 1544.
+            let len = answer.len();
+            t.replace(
+                r#"(data (i32.const 1536) "\08\06\00\00\02\00\00\00")"#,
+                &format!(r#"(data (i32.const 1536) "\08\06\00\00\{len:02x}\00\00\00")"#),
+            )
+            .replace(
+                r#"(data (i32.const 1544) "{}")"#,
+                &format!("(data (i32.const 1544) {:?})", answer),
+            )
+        });
+        let e = verify(&runtime, &bytes, PolicySource::Embedded)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: loaded"));
+        assert_eq!(e.code(), "policy_bad_config", "{what}: {e}");
+        assert!(matches!(e, LoadError::BadConfig(_)), "{what}: {e:?}");
+    }
+}
+
 /// The shell answers `check` with an all-zero report (valid: false, no
 /// code) and `screen` with an all-zero variant (unreadable, no code): a
 /// broken policy must fail closed, never let the message through.

@@ -33,9 +33,11 @@ fn the_published_policy_is_the_running_one_and_follows_a_swap() {
 
     let r = get(addr, "/v1/policy");
     assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
     let first = r.json();
     let sha = first["sha256"].as_str().unwrap().to_string();
-    assert_eq!(r.header("etag"), Some(format!("\"{sha}\"").as_str()));
+    let tag = r.header("etag").unwrap().to_string();
+    assert!(tag.starts_with('"') && tag.len() == 34, "{tag}");
     assert_eq!(first["policy"]["maxMessageBytes"], 16384);
     assert_eq!(
         first["policy"]["disallowedPatterns"]
@@ -48,10 +50,23 @@ fn the_published_policy_is_the_running_one_and_follows_a_swap() {
         first["catalog"]["models"]["sonnet"]["modelId"],
         "jp.anthropic.claude-sonnet-4-6"
     );
-    // Unchanged: 304 to a client that has it.
-    let etag = format!("If-None-Match: \"{sha}\"");
-    let r = exchange(addr, &raw_request("GET", "/v1/policy", &[&etag], b""));
-    assert_eq!(r.status, 304);
+    // Unchanged: 304 to a client that has it, also as a proxy's weak tag,
+    // in a list, or as `*`; 200 for another tag.
+    let etag = format!("If-None-Match: {tag}");
+    for line in [
+        etag.clone(),
+        format!("If-None-Match: W/{tag}"),
+        format!("If-None-Match: \"other\", {tag}"),
+        "If-None-Match: *".to_string(),
+    ] {
+        let r = exchange(addr, &raw_request("GET", "/v1/policy", &[&line], b""));
+        assert_eq!(r.status, 304, "{line}");
+    }
+    let r = exchange(
+        addr,
+        &raw_request("GET", "/v1/policy", &["If-None-Match: \"other\""], b""),
+    );
+    assert_eq!(r.status, 200);
 
     // A message the running policy takes, then the swap that refuses it.
     let ask = |m: &str| {
