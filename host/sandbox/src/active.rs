@@ -133,9 +133,10 @@ pub fn verify(
     let config: mangaassist_core::policy::PolicyConfig =
         serde_json::from_str(&sandbox.config()?)
             .map_err(|e| LoadError::BadConfig(e.to_string()))?;
-    mangaassist_core::policy::Policy::new(&config)
+    let policy = mangaassist_core::policy::Policy::new(&config)
         .map_err(|e| LoadError::BadConfig(e.to_string()))?;
-    selftest::run(&mut sandbox)?;
+    let custom = (config != mangaassist_core::policy::PolicyConfig::default()).then_some(&policy);
+    selftest::run(&mut sandbox, custom)?;
     Ok(LoadedPolicy {
         sandbox,
         version,

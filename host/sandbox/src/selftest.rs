@@ -5,6 +5,8 @@
 //! so a deployed binary carries its exam.
 
 use mangaassist_conformance::{Suite, Vector, embedded, parse};
+use mangaassist_core::api::{check_report, json_line, screen};
+use mangaassist_core::policy::Policy;
 use serde_json::Value;
 
 use crate::answers;
@@ -51,22 +53,29 @@ impl SelfTestError {
 /// Runs every embedded vector of [`SUITES`] through `sandbox`; the number
 /// passed, or the first failure. Each call gets the warm-up budget: the
 /// exam judges answers, and a looping guest is still stopped.
-pub fn run(sandbox: &mut Sandbox) -> Result<usize, SelfTestError> {
-    sandbox.with_exam_budget(exam)
+///
+/// `custom` is the policy the candidate says it runs (its `config`
+/// answer, compiled natively) when that is not SPEC's. The answers it
+/// decides (`check`, `screen`) must then be the core's own under it,
+/// instead of the corpus answers made under SPEC's: another configuration
+/// may serve, and its answer is checked against its behaviour.
+pub fn run(sandbox: &mut Sandbox, custom: Option<&Policy>) -> Result<usize, SelfTestError> {
+    sandbox.with_exam_budget(|sandbox| exam(sandbox, custom))
 }
 
-fn exam(sandbox: &Sandbox) -> Result<usize, SelfTestError> {
+fn exam(sandbox: &Sandbox, custom: Option<&Policy>) -> Result<usize, SelfTestError> {
     let mut passed = 0;
     for suite in SUITES {
         let vectors = parse(suite, embedded(suite)).map_err(SelfTestError::Corpus)?;
         for vector in vectors {
             let actual = answer(sandbox, suite, &vector)?;
-            if actual != vector.expected {
+            let expected = expected(suite, &vector, custom)?;
+            if actual != expected {
                 let cut = |t: &str| t.chars().take(200).collect::<String>();
                 return Err(SelfTestError::Mismatch {
                     suite,
                     name: vector.name,
-                    expected: cut(&vector.expected),
+                    expected: cut(&expected),
                     actual: cut(&actual),
                 });
             }
@@ -76,16 +85,35 @@ fn exam(sandbox: &Sandbox) -> Result<usize, SelfTestError> {
     Ok(passed)
 }
 
+/// The answer a vector must get: the corpus's, or under a `custom` policy
+/// the core's own for the suites the policy decides.
+fn expected(
+    suite: Suite,
+    vector: &Vector,
+    custom: Option<&Policy>,
+) -> Result<String, SelfTestError> {
+    let Some(policy) = custom else {
+        return Ok(vector.expected.clone());
+    };
+    Ok(match suite {
+        Suite::Check => json_line(&check_report(policy, message(vector)?)),
+        Suite::Screen => json_line(&screen(policy, &vector.input_json)),
+        _ => vector.expected.clone(),
+    })
+}
+
+fn message(vector: &Vector) -> Result<&str, SelfTestError> {
+    vector
+        .input
+        .get("message")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SelfTestError::Corpus(format!("check/{}: no message", vector.name)))
+}
+
 /// The guest's answer to one vector, as its JSON line.
 fn answer(sandbox: &Sandbox, suite: Suite, vector: &Vector) -> Result<String, SelfTestError> {
     Ok(match suite {
-        Suite::Check => {
-            let message = vector.input.get("message").and_then(Value::as_str);
-            let message = message.ok_or_else(|| {
-                SelfTestError::Corpus(format!("check/{}: no message", vector.name))
-            })?;
-            answers::check(sandbox, message)
-        }
+        Suite::Check => answers::check(sandbox, message(vector)?),
         Suite::CacheKey => answers::cache_key(sandbox, &vector.input_json),
         Suite::Contract => answers::contract(sandbox, &vector.input_json),
         Suite::Screen => answers::screen(sandbox, &vector.input_json),

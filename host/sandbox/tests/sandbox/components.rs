@@ -25,11 +25,18 @@ pub fn unless_warm_up(body: &str) -> String {
 
 /// The policy component the build embeds (`scripts/build-policy.sh`).
 pub fn built_policy() -> Vec<u8> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../wasm/component/dist/policy.wasm");
+    built_component("policy.wasm")
+}
+
+/// A component of `wasm/component/dist/` (`scripts/test.sh` builds the ones
+/// of `tests/policies/` there as `policy-<name>.wasm`).
+pub fn built_component(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../wasm/component/dist")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (run scripts/build-policy.sh first)",
+            "{}: {e} (run scripts/build-policy.sh first, or scripts/test.sh for the test policies)",
             path.display()
         )
     })

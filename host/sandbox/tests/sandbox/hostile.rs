@@ -185,6 +185,29 @@ fn a_well_formed_guest_with_wrong_answers_fails_its_self_test() {
     assert!(e.to_string().contains("check/"), "names the vector: {e}");
 }
 
+/// A policy built with another size limit (tests/policies/small.json)
+/// passes its exam against the core's own answers under that limit, and
+/// enforces it: the exam admits other configurations and holds each to
+/// what it says it runs.
+#[test]
+fn a_policy_with_another_configuration_passes_its_exam_and_enforces_it() {
+    let runtime = Runtime::new(limits()).unwrap();
+    let small = verify(
+        &runtime,
+        &crate::components::built_component("policy-small.wasm"),
+        PolicySource::Embedded,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(small.config.max_message_bytes, 1024);
+    let message = "a".repeat(2000);
+    assert_eq!(
+        small.sandbox.check(&message).unwrap().code.as_deref(),
+        Some("too_large")
+    );
+    let spec = verify(&runtime, &built_policy(), PolicySource::Embedded).unwrap();
+    assert!(spec.sandbox.check(&message).unwrap().valid);
+}
+
 /// A guest whose `config` answer is not a configuration the core compiles
 /// is refused before its self-test: the host could not publish what it runs.
 #[test]
