@@ -8,12 +8,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { createServer } from "node:http";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { launchChromium, serveFiles } from "../node/browser.mjs";
 import { checkerSuites, parseCorpus, suites } from "../node/suites.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -33,10 +33,7 @@ before(async () => {
     cwd: here,
     stdio: "inherit",
   });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-  });
+  browser = await launchChromium(chromium);
 });
 
 after(async () => {
@@ -82,18 +79,16 @@ const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/ja
 
 /** Serves `dir` on a loopback port (the .wasm as application/wasm, for streaming compilation). */
 function serve(dir) {
-  const server = createServer((req, res) => {
-    const path = normalize(join(dir, decodeURIComponent(new URL(req.url, "http://x").pathname)));
+  return serveFiles((pathname) => {
+    const path = normalize(join(dir, pathname));
     const file = path.endsWith("/") ? join(path, "index.html") : path;
-    if (!file.startsWith(dir)) return res.writeHead(403).end();
+    if (!file.startsWith(dir)) return null;
     try {
-      const body = readFileSync(file);
-      res.writeHead(200, { "Content-Type": TYPES[extname(file)] ?? "application/octet-stream" }).end(body);
+      return [TYPES[extname(file)] ?? "application/octet-stream", readFileSync(file)];
     } catch {
-      res.writeHead(404).end();
+      return null;
     }
   });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
 for (const name of chosen) {

@@ -9,12 +9,12 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { createServer } from "node:http";
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
-import { checkerFailures, checkerSuites, failures, parseCorpus, suites } from "./suites.mjs";
+import { launchChromium, serveFiles } from "./browser.mjs";
+import { checkerFailures, checkerSuites, compare, failures, parseCorpus, suites } from "./suites.mjs";
 
 const engine = process.env.CORPUS_ENGINE ?? "node";
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -36,12 +36,6 @@ function nativeEngine() {
     execFileSync(bin, args, { input: lines.map((l) => l + "\n").join(""), encoding: "utf8", maxBuffer: 1 << 28 })
       .split("\n")
       .filter((l) => l !== "");
-  const compare = (vectors, answers) =>
-    vectors.flatMap((v, i) => {
-      const actual = JSON.stringify(JSON.parse(answers[i] ?? "null"));
-      const expected = JSON.stringify(v.expected);
-      return actual === expected ? [] : [`${v.name}\n  expected ${expected.slice(0, 300)}\n  actual   ${actual.slice(0, 300)}`];
-    });
   const subcommands = {
     check: (vs) => run(["check"], vs.map((v) => JSON.stringify({ message: v.input.message }))),
     cache_key: (vs) => run(["cache-key"], vs.map((v) => v.rawInput)),
@@ -64,7 +58,11 @@ function nativeEngine() {
   };
   return {
     suites: Object.keys(subcommands),
-    failures: async (suite, vectors) => compare(vectors, subcommands[suite](vectors)),
+    failures: async (suite, vectors) => {
+      const lines = subcommands[suite](vectors);
+      const answers = new Map(vectors.map((v, i) => [v, JSON.parse(lines[i] ?? "null")]));
+      return compare(vectors, (v) => answers.get(v));
+    },
   };
 }
 
@@ -78,19 +76,14 @@ async function chromiumEngine() {
       "window.__checkerFailures = (s, vs) => checkerFailures(m, s, vs); window.__ready = true;</script>"],
     "/suites.mjs": ["text/javascript", readFileSync(path.join(here, "suites.mjs"))],
   };
-  const server = createServer((req, res) => {
-    const url = new URL(req.url, "http://x").pathname;
-    if (files[url]) return res.writeHead(200, { "Content-Type": files[url][0] }).end(files[url][1]);
+  const server = await serveFiles((url) => {
+    if (files[url]) return files[url];
     const m = /^\/pkg\/web\/(mangaassist\.js|mangaassist_bg\.wasm)$/.exec(url);
-    if (!m) return res.writeHead(404).end();
+    if (!m) return null;
     const type = m[1].endsWith(".wasm") ? "application/wasm" : "text/javascript";
-    res.writeHead(200, { "Content-Type": type }).end(readFileSync(path.join(root, "wasm", "pkg", "web", m[1])));
+    return [type, readFileSync(path.join(root, "wasm", "pkg", "web", m[1]))];
   });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-  });
+  const browser = await launchChromium(chromium);
   after(async () => {
     await browser.close();
     server.close();

@@ -84,7 +84,8 @@ export function failures(m, suite, vectors) {
   return compare(vectors, (v) => suites[suite](m, v));
 }
 
-function compare(vectors, answer) {
+/** Every vector whose `answer(vector)` differs from the expected one, described. */
+export function compare(vectors, answer) {
   const out = [];
   for (const v of vectors) {
     const actual = JSON.stringify(answer(v));
