@@ -394,6 +394,46 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     sorted.get(rank - 1).copied()
 }
 
+/// The estimators whose errors are reported, in report order.
+pub const ESTIMATORS: [&str; 2] = ["reference", "calibrated"];
+
+/// One estimator's relative error on one script: how many, p50 and p90.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorSummary {
+    /// One of [`ESTIMATORS`].
+    pub estimator: &'static str,
+    /// One of [`SCRIPTS`].
+    pub script: &'static str,
+    /// Errors summarized.
+    pub samples: usize,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+}
+
+/// The summary of every estimator and script that has errors, in report
+/// order; `errors(estimator, script)` gives their relative errors.
+pub fn summarize(errors: impl Fn(&'static str, &'static str) -> Vec<f64>) -> Vec<ErrorSummary> {
+    let mut out = Vec::new();
+    for estimator in ESTIMATORS {
+        for script in SCRIPTS {
+            let values = errors(estimator, script);
+            if let (Some(p50), Some(p90)) = (quantile(&values, 0.5), quantile(&values, 0.9)) {
+                out.push(ErrorSummary {
+                    estimator,
+                    script,
+                    samples: values.len(),
+                    p50,
+                    p90,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The relative error of an estimate: |estimate − reported| / reported
 /// (reported 0: the estimate itself).
 #[allow(
@@ -560,6 +600,22 @@ mod tests {
         let c = fit.solve().unwrap();
         let predicted = c.latin_word * 10.0 + c.other * 20.0 + c.per_request;
         assert!((predicted - 24.0).abs() < 0.01, "{c:?}");
+    }
+
+    #[test]
+    fn summaries_cover_the_groups_that_have_errors_in_order() {
+        let rows = summarize(|estimator, script| match (estimator, script) {
+            ("reference", "kana") => vec![0.1, 0.3, 0.2],
+            ("calibrated", "latin") => vec![0.05],
+            _ => Vec::new(),
+        });
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].estimator, rows[0].script, rows[0].samples),
+            ("reference", "kana", 3)
+        );
+        assert_eq!((rows[0].p50, rows[0].p90), (0.2, 0.3));
+        assert_eq!((rows[1].estimator, rows[1].p90), ("calibrated", 0.05));
     }
 
     #[test]

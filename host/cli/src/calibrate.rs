@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use mangaassist_core::calibration::{
-    Calibration, Fit, SCRIPTS, ScriptCounts, quantile, relative_error,
+    Calibration, ErrorSummary, Fit, ScriptCounts, relative_error, summarize,
 };
 use mangaassist_core::tokens::estimate_tokens_reference;
 use serde::Serialize;
@@ -28,21 +28,11 @@ struct Sample {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ErrorRow {
-    estimator: &'static str,
-    script: &'static str,
-    samples: usize,
-    p50: f64,
-    p90: f64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct Report {
     calibration: Calibration,
     samples: u64,
     /// In-sample errors: measured on the samples the weights were fitted to.
-    errors: Vec<ErrorRow>,
+    errors: Vec<ErrorSummary>,
 }
 
 /// Reads `path`, fits, writes the report as one JSON line to `out` and a
@@ -184,33 +174,20 @@ fn block_texts(v: &Value) -> Option<Vec<String>> {
 }
 
 /// p50 and p90 of both estimators' relative errors, per script present.
-fn error_rows(samples: &[Sample], calibration: &Calibration) -> Vec<ErrorRow> {
-    let mut rows = Vec::new();
-    for estimator in ["reference", "calibrated"] {
-        for script in SCRIPTS {
-            let errors: Vec<f64> = samples
-                .iter()
-                .filter(|s| s.script == script)
-                .map(|s| {
-                    let estimate = match estimator {
-                        "reference" => s.reference,
-                        _ => calibration.estimate_counts(s.counts),
-                    };
-                    relative_error(estimate, s.reported)
-                })
-                .collect();
-            if let (Some(p50), Some(p90)) = (quantile(&errors, 0.5), quantile(&errors, 0.9)) {
-                rows.push(ErrorRow {
-                    estimator,
-                    script,
-                    samples: errors.len(),
-                    p50,
-                    p90,
-                });
-            }
-        }
-    }
-    rows
+fn error_rows(samples: &[Sample], calibration: &Calibration) -> Vec<ErrorSummary> {
+    summarize(|estimator, script| {
+        samples
+            .iter()
+            .filter(|s| s.script == script)
+            .map(|s| {
+                let estimate = match estimator {
+                    "reference" => s.reference,
+                    _ => calibration.estimate_counts(s.counts),
+                };
+                relative_error(estimate, s.reported)
+            })
+            .collect()
+    })
 }
 
 fn print_summary(report: &Report, skipped: usize) {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use mangaassist_core::body::ClaudeBody;
 use mangaassist_core::calibration::{
-    Calibration, Fit, SCRIPTS, ScriptCounts, quantile, relative_error,
+    Calibration, ErrorSummary, Fit, ScriptCounts, relative_error, summarize,
 };
 use mangaassist_core::spend::reference_input_tokens;
 use serde::Serialize;
@@ -29,19 +29,6 @@ pub struct Published {
     pub calibration: Option<Calibration>,
     /// `configured`, `online` (fitted here) or `none`.
     pub source: &'static str,
-}
-
-/// One quantile of one estimator's relative error on one script.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ErrorQuantile {
-    /// `reference` or `calibrated`.
-    pub estimator: &'static str,
-    /// One of the core's [`SCRIPTS`].
-    pub script: &'static str,
-    /// `0.5` or `0.9`.
-    pub quantile: &'static str,
-    /// |estimate − reported| / reported.
-    pub value: f64,
 }
 
 struct State {
@@ -102,7 +89,8 @@ impl Estimator {
             .map_or("other", |turn| ScriptCounts::of(&turn.content).dominant());
         let reference = reference_input_tokens(body);
         let mut state = self.lock();
-        let calibrated = state.published.map(|c| c.estimate_body(body));
+        // The counts above serve the calibrated estimate too: one pass.
+        let calibrated = state.published.map(|c| c.estimate_counts(counts));
         let mut keep = |estimator: &'static str, estimate: u64| {
             let ring = state.errors.entry((estimator, script)).or_default();
             if ring.len() == KEPT_ERRORS {
@@ -147,28 +135,15 @@ impl Estimator {
 
     /// p50 and p90 of each estimator's recent relative error, per script
     /// that has samples.
-    pub fn error_quantiles(&self) -> Vec<ErrorQuantile> {
+    pub fn error_summaries(&self) -> Vec<ErrorSummary> {
         let state = self.lock();
-        let mut out = Vec::new();
-        for estimator in ["reference", "calibrated"] {
-            for script in SCRIPTS {
-                let Some(ring) = state.errors.get(&(estimator, script)) else {
-                    continue;
-                };
-                let values: Vec<f64> = ring.iter().copied().collect();
-                for (label, q) in [("0.5", 0.5), ("0.9", 0.9)] {
-                    if let Some(value) = quantile(&values, q) {
-                        out.push(ErrorQuantile {
-                            estimator,
-                            script,
-                            quantile: label,
-                            value,
-                        });
-                    }
-                }
-            }
-        }
-        out
+        summarize(|estimator, script| {
+            state
+                .errors
+                .get(&(estimator, script))
+                .map(|ring| ring.iter().copied().collect())
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -216,13 +191,13 @@ mod tests {
         assert_eq!((p.source, e.samples()), ("online", 60));
         let c = p.calibration.unwrap();
         assert!((c.kanji - 1.2).abs() < 0.1, "{c:?}");
-        let q = e.error_quantiles();
+        let q = e.error_summaries();
         assert!(q.iter().any(|q| q.estimator == "reference"));
         // The calibrated error is smaller than the reference's.
         let worst = |name: &str| {
             q.iter()
-                .filter(|q| q.estimator == name && q.quantile == "0.9")
-                .map(|q| q.value)
+                .filter(|q| q.estimator == name)
+                .map(|q| q.p90)
                 .fold(0.0, f64::max)
         };
         assert!(worst("calibrated") < worst("reference"), "{q:?}");

@@ -244,7 +244,7 @@ pub(crate) async fn metrics(State(svc): State<Arc<Service>>) -> Response {
         policy_ready: svc.policy.current().sandbox.ready_instances(),
     };
     svc.metrics
-        .estimator_errors(&svc.estimator.error_quantiles(), svc.estimator.samples());
+        .estimator_errors(&svc.estimator.error_summaries(), svc.estimator.samples());
     match svc
         .metrics
         .render(&svc.invoker.health().snapshot(), connections)

@@ -247,17 +247,23 @@ impl Metrics {
     }
 
     /// The estimators' recent error quantiles and the fit's samples, as of now.
-    pub fn estimator_errors(&self, quantiles: &[crate::estimator::ErrorQuantile], samples: u64) {
+    pub fn estimator_errors(
+        &self,
+        summaries: &[mangaassist_core::calibration::ErrorSummary],
+        samples: u64,
+    ) {
         self.estimator_samples
             .set(i64::try_from(samples).unwrap_or(i64::MAX));
-        for q in quantiles {
-            self.estimator_error
-                .get_or_create(&EstimatorLabels {
-                    estimator: q.estimator,
-                    script: q.script,
-                    quantile: q.quantile,
-                })
-                .set(q.value);
+        for q in summaries {
+            for (quantile, value) in [("0.5", q.p50), ("0.9", q.p90)] {
+                self.estimator_error
+                    .get_or_create(&EstimatorLabels {
+                        estimator: q.estimator,
+                        script: q.script,
+                        quantile,
+                    })
+                    .set(value);
+            }
         }
     }
 
