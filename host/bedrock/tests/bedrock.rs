@@ -670,3 +670,24 @@ async fn the_request_budget_bounds_all_attempts() {
         started.elapsed()
     );
 }
+
+/// CountTokens is bounded as a whole: with every region stalled, the count
+/// gives up at its limit (the service then reserves by the estimate).
+#[tokio::test]
+async fn count_tokens_gives_up_at_its_limit_when_every_region_stalls() {
+    let (emulator, invoker) = setup(Arc::new(SystemClock::new())).await;
+    for region in REGIONS {
+        emulator.set_fault(region, FaultPlan::always(Fault::Stall));
+    }
+    let limit = Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let e = invoker
+        .count_tokens(&no_prefill(), &body("おすすめは？"), limit)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(e.code, "timeout", "{e}");
+    assert!(took >= limit && took < limit * 4, "{took:?}");
+    // One bound for all regions: the second region was never reached in time.
+    assert_eq!(emulator.requests("us-west-2"), 0);
+}
